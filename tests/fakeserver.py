@@ -24,6 +24,7 @@ import hashlib
 import math
 import random
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -144,7 +145,7 @@ def _fill_schema(schema: dict[str, Any], seed: str, path: str, defs: dict[str, A
     return text + "x" * max(0, lo_len - len(text))
 
 
-def default_responder(body: dict[str, Any]) -> str:
+def default_responder(body: dict[str, Any], seed: str | None = None) -> str:
     """Plausible, deterministic judge replies: same messages -> same reply.
 
     - ``response_format`` json_schema: a JSON object valid for the (simple) schema;
@@ -154,7 +155,7 @@ def default_responder(body: dict[str, Any]) -> str:
     - Otherwise AlpaGasus style: ``"<score>\\nThe response is accurate."`` with score in 0.5 steps.
     """
     messages = body.get("messages") or []
-    seed = hash_messages(messages)
+    seed = seed or hash_messages(messages)  # the server passes the hash it already computed
     user = last_user_text(body)
     rf = body.get("response_format") or {}
     if isinstance(rf, dict) and rf.get("type") == "json_schema":
@@ -635,7 +636,8 @@ class FakeServer:
             return self._error(kind), script
         if kind == "malformed":
             self._end(rec, 200, kind)
-            return web.Response(status=200, body=b'{"id": "x", "choices": [', content_type="application/json"), None
+            return web.Response(status=200, body=b'{"id": "x", "choices": [',
+                                content_type="application/json"), None
         if kind == "no_choices":
             self._end(rec, 200, kind)
             return web.Response(status=200, body=b'{"id": "chatcmpl-x", "object": "chat.completion"}',
@@ -684,10 +686,10 @@ class FakeServer:
         out: Any = None
         if script is not None and script.reply is not None:
             out = script.reply(body) if callable(script.reply) else script.reply
-        if out is None:
+        if out is None and self.responder is not default_responder:
             out = self.responder(body)
         if out is None:
-            out = default_responder(body)
+            out = default_responder(body, seed) if index == 0 else default_responder(body, f"{seed}:{index}")
         spec = None
         finish = "stop"
         if isinstance(out, dict):
@@ -905,15 +907,17 @@ def main(argv: list[str] | None = None) -> None:
     srv = server_from_args(build_parser().parse_args(argv))
 
     async def serve() -> None:
-        srv._loop = asyncio.get_running_loop()
+        loop = srv._loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         await srv._astart()
         print(f"READY {srv.port}", flush=True)
-        await asyncio.Event().wait()
+        await stop.wait()
+        if srv._runner is not None:
+            await srv._runner.cleanup()
 
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(serve())
 
 
 class FakeServerProcess:
