@@ -1,0 +1,148 @@
+"""The Python API.  The CLI is a thin shell over these functions, with the same names.
+
+``winnow rate P --judge alpagasus --model M -o O`` is one call of ``rate(P, ["alpagasus"],
+"M", output="O")`` (architecture.md rule 6).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
+from winnow.engine.stats import RunStats
+from winnow.types import BadRow
+
+__all__ = ["PreflightError", "RateResult", "open_cache", "preflight_output", "rate"]
+
+MIN_FREE_BYTES = 50 * 2**20
+
+
+class PreflightError(RuntimeError):
+    """Something that would fail after money was spent, caught before the first request."""
+
+
+@dataclass
+class RateResult:
+    rows: list[dict[str, Any]]
+    output: Path | None
+    stats: RunStats
+    judges: list[str]
+    bad_rows: list[BadRow] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.bad_rows)
+
+
+def preflight_output(path: Path) -> None:
+    """Refuse an output we could not write, before any request is sent."""
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise PreflightError(f"cannot write {path}: folder {parent} does not exist")
+    if path.exists() and (path.is_dir() or not os.access(path, os.W_OK)):
+        raise PreflightError(f"cannot write {path}: it is a folder or read-only")
+    if not os.access(parent, os.W_OK):
+        raise PreflightError(f"cannot write {path}: folder {parent} is read-only")
+    if shutil.disk_usage(parent).free < MIN_FREE_BYTES:
+        raise PreflightError(f"cannot write {path}: less than 50 MiB free on its disk")
+
+
+def open_cache(cache_dir: str | Path | None, use_cache: bool = True) -> Any:
+    from winnow.cache import JudgmentCache, NullCache
+
+    if not use_cache:
+        return NullCache()
+    cache = JudgmentCache(cache_dir)
+    if shutil.disk_usage(cache.directory).free < MIN_FREE_BYTES:
+        cache.close()
+        raise PreflightError(f"cache directory {cache.directory}: less than 50 MiB free on its disk")
+    return cache
+
+
+@contextmanager
+def resolve_model(cfg: ModelConfig) -> Iterator[ModelConfig]:
+    """Turn ``local`` / ``local/PATH.gguf`` into a running llama.cpp server for the run."""
+    if cfg.model == "local" or cfg.model.startswith("local/"):
+        from winnow.local import local_model
+
+        with local_model(cfg) as resolved:
+            yield resolved
+        return
+    yield cfg
+
+
+def rate(
+    data: str | Path,
+    judges: Sequence[str],
+    model: str,
+    *,
+    output: str | Path | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    judge_models: dict[str, str] | None = None,
+    judge_options: dict[str, Any] | None = None,
+    transport: str = "auto",
+    structured: bool | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    on_bad_row: str = "fail",
+    layout: str | None = None,
+    column_map: dict[str, str] | None = None,
+    id_column: str | None = None,
+    settings: EngineSettings | None = None,
+    progress: bool = False,
+) -> RateResult:
+    """Rate every row of ``data`` with every judge; write the annotated rows to ``output``.
+
+    Rows keep all their fields and gain ``<judge>_<field>`` columns.  Raises
+    ``winnow.data.DataError`` for bad rows (unless ``on_bad_row='skip'``),
+    ``PreflightError`` for an unusable output or cache, ``FatalRunError`` when the model
+    rejects requests, ``Interrupted`` on Ctrl-C (after caching everything finished).
+    """
+    from winnow.data import load, save
+    from winnow.engine.progress import live_progress
+    from winnow.engine.runner import Engine
+    from winnow.judges.registry import get_judge
+
+    if not judges:
+        raise ValueError("name at least one judge (e.g. --judge alpagasus)")
+    dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=on_bad_row)
+    options = dict(judge_options or {})
+    if structured is not None:
+        options["structured"] = structured
+    judge_objects = [get_judge(spec, options) for spec in judges]
+    out_path = Path(output) if output is not None else None
+    if out_path is not None:
+        preflight_output(out_path)
+    settings = settings or EngineSettings()
+    stats = RunStats()
+    with ExitStack() as stack:
+        cache = open_cache(cache_dir, use_cache)
+        stack.callback(cache.close)
+        runs = []
+        for spec, judge in zip(judges, judge_objects, strict=True):
+            chosen = (judge_models or {}).get(spec) or (judge_models or {}).get(judge.name) or model
+            cfg = ModelConfig(model=chosen, api_base=api_base, api_key=api_key, transport=transport)
+            runs.append(JudgeRun(judge, stack.enter_context(resolve_model(cfg))))
+        engine = Engine(cache, settings, stats)
+        with live_progress(stats, progress):
+            verdicts = engine.run(dataset.samples, runs)
+    rows: list[dict[str, Any]] = []
+    columns: list[str] = []
+    for judge in judge_objects:
+        columns.extend(judge.output_columns())
+    for i, sample in enumerate(dataset.samples):
+        row = dict(sample.row)
+        for j, judge in enumerate(judge_objects):
+            row.update(judge.flatten(verdicts[j][i]))
+        rows.append(row)
+    if out_path is not None:
+        save(rows, out_path, like=dataset)
+    return RateResult(rows, out_path, stats, [j.name for j in judge_objects], list(dataset.bad_rows), columns)

@@ -1,0 +1,16 @@
+"""The ``winnow`` command.  Importing this must stay cheap: no litellm, pandas or numpy.
+
+Each command lives in its own module and imports what it needs inside its body.
+"""
+
+from __future__ import annotations
+
+from winnow.cli import rate as _rate  # noqa: F401  (registers commands)
+from winnow.cli import select as _select  # noqa: F401
+from winnow.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

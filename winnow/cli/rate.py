@@ -1,0 +1,82 @@
+"""``winnow rate``: judge every row of a dataset file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from winnow.cli.app import app, coerce, err, fail, parse_pairs, resume_command
+
+
+@app.command()
+def rate(
+    data: Path = typer.Argument(..., help="Dataset file (JSONL, JSON, CSV, Parquet) or HF save_to_disk folder."),
+    judge: list[str] = typer.Option(..., "--judge", "-j", help="Judge name or path to judge.yaml/folder; repeatable."),
+    model: str = typer.Option(..., "--model", "-m", help="litellm model string, e.g. openai/gpt-4o-mini, or 'local'."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Output file; format from its suffix."),
+    api_base: str | None = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible server."),
+    api_key: str | None = typer.Option(None, "--api-key", help="API key (default: provider's env variable)."),
+    judge_model: list[str] | None = typer.Option(None, "--judge-model", help="JUDGE=MODEL: a model per judge."),
+    judge_option: list[str] | None = typer.Option(None, "--judge-option", help="KEY=VALUE option for judges."),
+    mode: str | None = typer.Option(None, "--mode", help="DEITA scoring mode: direct, evol or scorer."),
+    dimension: str | None = typer.Option(None, "--dimension", help="AlpaGasus dimension (default accuracy)."),
+    structured: bool | None = typer.Option(None, "--structured/--no-structured", help="Request JSON-schema output."),
+    transport: str = typer.Option("auto", "--transport", help="auto, fast or litellm."),
+    concurrency: int = typer.Option(32, "--concurrency", "-c", min=1, help="Requests in flight at most."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds per request."),
+    max_retries: int = typer.Option(6, "--max-retries", min=0, help="Retries of 429/5xx/timeouts per request."),
+    rpm: float | None = typer.Option(None, "--rpm", help="Requests per minute, per model and api_base."),
+    tpm: float | None = typer.Option(None, "--tpm", help="Tokens per minute, per model and api_base."),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Stop sending once this run spent DOLLARS."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-ask judgments cached as judge_failed."),
+    on_bad_row: str = typer.Option("fail", "--on-bad-row", help="fail: stop at a bad row; skip: skip and report."),
+    column_map: list[str] | None = typer.Option(None, "--map", help="Column map: instruction=question,output=answer."),
+    id_column: str | None = typer.Option(None, "--id-column", help="Column holding a stable row id."),
+    layout: str | None = typer.Option(None, "--layout", help="alpaca, sharegpt or messages (default: detect)."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
+) -> None:
+    """Rate every row with the given judges; re-runs are served from the cache."""
+    from winnow.api import PreflightError
+    from winnow.api import rate as rate_api
+    from winnow.cache import CacheError
+    from winnow.data import DataError
+    from winnow.engine import EngineSettings, FatalRunError, Interrupted
+    from winnow.judges.registry import UnknownJudge
+    from winnow.prompts import TemplateProblem
+
+    if on_bad_row not in ("fail", "skip"):
+        fail("--on-bad-row must be fail or skip")
+    options = {k: coerce(v) for k, v in parse_pairs(judge_option, "--judge-option").items()}
+    if mode:
+        options["mode"] = mode
+    if dimension:
+        options["dimension"] = dimension
+    settings = EngineSettings(
+        concurrency=concurrency, timeout=timeout, max_retries=max_retries, rpm=rpm, tpm=tpm,
+        max_cost=max_cost, retry_failed=retry_failed,
+    )
+    try:
+        result = rate_api(
+            data, judge, model, output=output, api_base=api_base, api_key=api_key,
+            judge_models=parse_pairs(judge_model, "--judge-model"), judge_options=options,
+            transport=transport, structured=structured, cache_dir=cache_dir, use_cache=not no_cache,
+            on_bad_row=on_bad_row, layout=layout, column_map=parse_pairs(column_map, "--map") or None,
+            id_column=id_column, settings=settings, progress=not quiet,
+        )
+    except DataError as exc:
+        fail(f"{exc}\n  hint: fix the row, or pass --on-bad-row skip to skip and report bad rows")
+    except (PreflightError, CacheError, UnknownJudge, TemplateProblem, FileNotFoundError) as exc:
+        fail(str(exc))
+    except FatalRunError as exc:
+        fail(str(exc), code=1)
+    except Interrupted as exc:
+        err(f"\n{exc}: every finished judgment is cached. Resume with:\n  {resume_command()}")
+        raise typer.Exit(130) from None
+    from winnow.cli.summary import print_summary
+
+    print_summary(result)
+    if result.stats.stopped:
+        err(f"stopped early ({result.stats.stopped}); resume with:\n  {resume_command()}")

@@ -1,0 +1,38 @@
+"""The end-of-run summary printed by ``rate`` and ``run``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from winnow.cli.app import err
+
+
+def print_summary(result: Any) -> None:
+    stats = result.stats
+    s = stats.as_dict()
+    lines = [f"rated {len(result.rows)} rows with {', '.join(result.judges)}"]
+    for judge in result.judges:
+        statuses = Counter(row.get(f"{judge}_status") for row in result.rows)
+        lines.append(f"  {judge}: {statuses.get('ok', 0)} ok, {statuses.get('judge_failed', 0)} judge_failed")
+    lines.append(
+        f"  judgments: {s['cache_hits']} from cache, {s['calls']} new ({s['requests']} requests, "
+        f"{s['retries']} retries, {s['reasks']} re-asks); hit rate {100 * stats.hit_rate:.1f}%"
+    )
+    lines.append(
+        f"  tokens: {s['prompt_tokens']} in, {s['completion_tokens']} out; cost ${stats.cost:.4f}; "
+        f"{stats.elapsed:.1f}s"
+    )
+    if s["transports"]:
+        lines.append("  transport: " + ", ".join(f"{k} ({v} calls)" for k, v in s["transports"].items()))
+    if s["failure_reasons"]:
+        lines.append("  failures: " + "; ".join(f"{k} x{v}" for k, v in s["failure_reasons"].items()))
+    if result.bad_rows:
+        lines.append(f"  skipped {len(result.bad_rows)} bad rows:")
+        for bad in result.bad_rows[:20]:
+            lines.append(f"    {bad.describe()}")
+        if len(result.bad_rows) > 20:
+            lines.append(f"    ... and {len(result.bad_rows) - 20} more")
+    if result.output is not None:
+        lines.append(f"  wrote {result.output}")
+    err("\n".join(lines))

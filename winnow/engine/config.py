@@ -1,0 +1,50 @@
+"""Settings of a judging run: which model a judge talks to, and how hard to push."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from winnow.judges.base import Judge
+
+
+@dataclass(slots=True)
+class ModelConfig:
+    """Where a judge's requests go.
+
+    ``key_api_base`` is what the cache key records instead of ``api_base`` when the address
+    is incidental (the bundled local server listens on a fresh port every run, yet it is the
+    same judge model), so judgments stay hits across runs.
+    """
+
+    model: str
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    transport: str = "auto"  # auto | fast | litellm
+    structured: bool | None = None  # None: judge default
+    key_api_base: str | None = None
+
+    @property
+    def cache_api_base(self) -> str | None:
+        return self.key_api_base if self.key_api_base is not None else self.api_base
+
+
+@dataclass(slots=True)
+class JudgeRun:
+    judge: Judge
+    model: ModelConfig
+
+
+@dataclass(slots=True)
+class EngineSettings:
+    concurrency: int = 32
+    timeout: float = 120.0
+    max_retries: int = 6
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    reasks: int = 1
+    retry_failed: bool = False
+    max_cost: float | None = None
+    rpm: float | None = None
+    tpm: float | None = None
+    progress: bool = True
+    grace_seconds: float = 5.0

@@ -1,0 +1,406 @@
+"""Runs judges over samples: cache lookup -> call -> parse -> cache write, per judgment.
+
+Two passes.  The *offline* pass drives each judge coroutine by hand with an ``ask`` that
+answers only from the cache, so a fully cached re-run needs no event loop, no tasks and no
+network (fast enough for tens of thousands of rows a second).  Samples that miss go to the
+*online* pass: a pool of workers on one event loop, requests bounded by the limiter.  Each
+record is written the moment its call finishes, so a crash loses only calls in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+from winnow.cache import JudgmentCache, cache_key, key_parts
+from winnow.cache.store import SCHEMA_VERSION
+from winnow.engine.config import EngineSettings, JudgeRun
+from winnow.engine.limiter import Limiter
+from winnow.engine.pricing import cost_of
+from winnow.engine.stats import RunStats
+from winnow.engine.transport import ChatRequest, FatalError, TransientError, fatal_hint
+from winnow.engine.transports import choose_transport, make_transport
+from winnow.judges.base import Answer, CallSpec, ParseError, RequestFailed, Verdict
+from winnow.types import Reply, Sample, Status
+
+__all__ = ["Engine", "FatalRunError", "Interrupted"]
+
+
+class _Miss(Exception):
+    """Raised by the offline ``ask``: this judgment is not cached yet."""
+
+
+class Interrupted(Exception):
+    """The run was stopped by Ctrl-C / SIGTERM; finished judgments are cached."""
+
+
+class FatalRunError(RuntimeError):
+    """A request failed in a way no retry can fix (bad key, unknown model...)."""
+
+
+def _version() -> str:
+    from winnow import __version__
+
+    return __version__
+
+
+class Engine:
+    def __init__(
+        self,
+        cache: JudgmentCache,
+        settings: EngineSettings | None = None,
+        stats: RunStats | None = None,
+        on_progress: Callable[[RunStats], None] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.settings = settings or EngineSettings()
+        self.stats = stats or RunStats()
+        self.on_progress = on_progress
+        self._inflight: dict[str, asyncio.Future[Answer]] = {}
+        self._transports: dict[str, Any] = {}
+        self._limiter: Limiter | None = None
+        self._stopping: str | None = None
+        self._version = _version()
+
+    # ------------------------------------------------------------------ public
+    def run(self, samples: Sequence[Sample], runs: Sequence[JudgeRun]) -> list[list[Verdict]]:
+        """Judge every sample with every judge; results[j][i] is judge j's verdict on sample i."""
+        self.stats.rows_total += len(samples) * len(runs)
+        results: list[list[Verdict | None]] = [[None] * len(samples) for _ in runs]
+        pending: list[tuple[int, int]] = []
+        for j, jr in enumerate(runs):
+            for i, sample in enumerate(samples):
+                verdict = self._offline(jr, sample)
+                if verdict is None:
+                    pending.append((j, i))
+                else:
+                    self._finish(results, j, i, verdict)
+        if pending:
+            asyncio.run(self._online(samples, runs, pending, results))
+        out: list[list[Verdict]] = []
+        for j, row in enumerate(results):
+            filled = []
+            for verdict in row:
+                filled.append(verdict if verdict is not None else runs[j].judge.failed(self._not_judged_reason()))
+            out.append(filled)
+        return out
+
+    # ------------------------------------------------------------ bookkeeping
+    def _not_judged_reason(self) -> str:
+        return f"not judged: {self.stats.stopped or 'run stopped'}"
+
+    def _finish(self, results: list[list[Verdict | None]], j: int, i: int, verdict: Verdict) -> None:
+        results[j][i] = verdict
+        self.stats.rows_done += 1
+        if verdict.status != Status.OK:
+            self.stats.rows_failed += 1
+            reason = (verdict.reason or "unknown").split(":", 1)[0][:80]
+            self.stats.failure_reasons[reason] += 1
+
+    def _request_parts(self, jr: JudgeRun, spec: CallSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+        params = dict(jr.judge.params)
+        params.update(spec.params)
+        if spec.top_logprobs:
+            params["top_logprobs"] = spec.top_logprobs
+        parts = key_parts(
+            judge=jr.judge.name,
+            fingerprint=jr.judge.fingerprint,
+            model=jr.model.model,
+            api_base=jr.model.cache_api_base,
+            params=params,
+            schema=spec.schema,
+            messages=spec.messages,
+        )
+        return parts, params
+
+    def _cached(self, key: str) -> dict[str, Any] | None:
+        record = self.cache.get(key)
+        if record is None:
+            return None
+        if self.settings.retry_failed and record.get("status") != Status.OK:
+            return None
+        return record
+
+    # ----------------------------------------------------------------- offline
+    def _offline(self, jr: JudgeRun, sample: Sample) -> Verdict | None:
+        async def ask(spec: CallSpec) -> Answer:
+            parts, _ = self._request_parts(jr, spec)
+            record = self._cached(cache_key(parts))
+            if record is None:
+                raise _Miss
+            self.stats.cache_hits += 1
+            return Answer(record, cached=True)
+
+        coro = jr.judge.judge(sample, ask)
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        except _Miss:
+            return None
+        coro.close()  # the judge awaited something real; let the online pass run it
+        return None
+
+    # ------------------------------------------------------------------ online
+    async def _online(
+        self,
+        samples: Sequence[Sample],
+        runs: Sequence[JudgeRun],
+        pending: list[tuple[int, int]],
+        results: list[list[Verdict | None]],
+    ) -> None:
+        settings = self.settings
+        self._limiter = Limiter(settings.concurrency)
+        self.stats.concurrency_limit = self._limiter.limit
+        queue = iter(pending)
+        loop = asyncio.get_running_loop()
+        interrupts = 0
+
+        def on_signal(signame: str) -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts > 1:
+                os._exit(130)  # second Ctrl-C: at once; SQLite WAL keeps the cache whole
+            self._stopping = f"interrupted by {signame}"
+            self.stats.stopped = self._stopping
+
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig.name)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+
+        fatal: list[BaseException] = []
+
+        async def worker() -> None:
+            for j, i in queue:
+                if self._stopping or fatal:
+                    return
+                jr, sample = runs[j], samples[i]
+                try:
+                    verdict = await jr.judge.judge(sample, self._ask_online(jr, sample))
+                except RequestFailed as exc:
+                    verdict = jr.judge.failed(f"request failed: {exc}")
+                except _Stop:
+                    return
+                except FatalError as exc:
+                    fatal.append(exc)
+                    return
+                self._finish(results, j, i, verdict)
+                if self.on_progress is not None:
+                    self.on_progress(self.stats)
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(max(1, settings.concurrency))]
+        try:
+            done, still = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+            while still and not self._stopping and not fatal:
+                done, still = await asyncio.wait(still, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
+            if still:  # stopping: let in-flight calls finish within the grace period
+                _, still = await asyncio.wait(still, timeout=settings.grace_seconds)
+                for task in still:
+                    task.cancel()
+                await asyncio.gather(*still, return_exceptions=True)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            for transport in self._transports.values():
+                await transport.aclose()
+        if fatal:
+            exc = fatal[0]
+            status = getattr(exc, "status", None)
+            raise FatalRunError(f"{exc}\n  hint: {fatal_hint(status)}")
+        if self._stopping and self._stopping.startswith("interrupted"):
+            raise Interrupted(self._stopping)
+
+    def _transport_for(self, jr: JudgeRun) -> Any:
+        kind = choose_transport(jr.model)
+        if kind not in self._transports:
+            self._transports[kind] = make_transport(kind, self.settings.concurrency)
+        return self._transports[kind]
+
+    def _ask_online(self, jr: JudgeRun, sample: Sample) -> Callable[[CallSpec], Any]:
+        async def ask(spec: CallSpec) -> Answer:
+            parts, params = self._request_parts(jr, spec)
+            key = cache_key(parts)
+            record = self._cached(key)
+            if record is not None:
+                self.stats.cache_hits += 1
+                return Answer(record, cached=True)
+            shared = self._inflight.get(key)
+            if shared is not None:  # the same prompt is already on its way
+                return await asyncio.shield(shared)
+            if self._stopping:
+                raise _Stop
+            if self.settings.max_cost is not None and self.stats.cost >= self.settings.max_cost:
+                self._stopping = self.stats.stopped = f"--max-cost {self.settings.max_cost:g} reached"
+                raise _Stop
+            future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+            self._inflight[key] = future
+            try:
+                answer = await self._call(jr, sample, spec, parts, params, key)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: waiters re-raise it themselves
+                raise
+            finally:
+                self._inflight.pop(key, None)
+            future.set_result(answer)
+            return answer
+
+        return ask
+
+    async def _call(
+        self, jr: JudgeRun, sample: Sample, spec: CallSpec, parts: dict[str, Any], params: dict[str, Any], key: str
+    ) -> Answer:
+        transport = self._transport_for(jr)
+        self.stats.transports[transport.name] += 1
+        request = ChatRequest(
+            model=jr.model.model,
+            messages=spec.messages,
+            params={k: v for k, v in params.items() if k != "top_logprobs"},
+            schema=spec.schema,
+            top_logprobs=spec.top_logprobs,
+            api_base=jr.model.api_base,
+            api_key=jr.model.api_key,
+            timeout=self.settings.timeout,
+        )
+        started = time.monotonic()
+        reply, attempts = await self._send(transport, request)
+        parsed, error = _try_parse(spec, reply)
+        reask_log: list[dict[str, Any]] = []
+        replies = [reply]
+        rounds = 0
+        while error is not None and rounds < self.settings.reasks and not self._stopping:
+            rounds += 1
+            self.stats.reasks += 1
+            reask_log.append({"raw": reply.text, "error": error})
+            follow_up = [
+                *spec.messages,
+                {"role": "assistant", "content": reply.text},
+                {"role": "user", "content": _reask_text(error, spec.format_hint)},
+            ]
+            request.messages = follow_up
+            reply, more = await self._send(transport, request)
+            attempts += more
+            replies.append(reply)
+            parsed, error = _try_parse(spec, reply)
+        latency = time.monotonic() - started
+        prompt_tokens = sum(r.usage.prompt_tokens for r in replies)
+        completion_tokens = sum(r.usage.completion_tokens for r in replies)
+        cost = cost_of(jr.model.model, prompt_tokens, completion_tokens)
+        self.stats.calls += 1
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.completion_tokens += completion_tokens
+        self.stats.cost += cost
+        record = {
+            "schema_version": SCHEMA_VERSION,
+            "key": key,
+            "key_parts": parts,
+            "judge": jr.judge.name,
+            "purpose": spec.purpose,
+            "sample_id": sample.id,
+            "model": jr.model.model,
+            "api_base": parts["api_base"],
+            "params": parts["params"],
+            "fingerprint": jr.judge.fingerprint,
+            "status": str(Status.OK if error is None else Status.JUDGE_FAILED),
+            "parsed": parsed,
+            "error": error,
+            "raw": reply.text,
+            "finish_reason": reply.finish_reason,
+            "logprobs": _dump_logprobs(reply),
+            "reasks": reask_log,
+            "attempts": attempts,
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+            "cost": cost,
+            "latency_s": round(latency, 4),
+            "transport": transport.name,
+            "reply_model": reply.model,
+            "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "winnow_version": self._version,
+        }
+        self.cache.put(key, record)
+        return Answer(record, cached=False)
+
+    async def _send(self, transport: Any, request: ChatRequest) -> tuple[Reply, int]:
+        settings = self.settings
+        limiter = self._limiter
+        assert limiter is not None
+        attempts = 0
+
+        def wait(retry_state: Any) -> float:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            retry_after = getattr(exc, "retry_after", None)
+            import random
+
+            expo = min(settings.backoff_max, settings.backoff_initial * 2 ** (retry_state.attempt_number - 1))
+            backoff = random.uniform(0, expo)  # full jitter
+            return float(max(backoff, retry_after or 0.0))
+
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(settings.max_retries + 1),
+                wait=wait,
+                retry=retry_if_exception_type(TransientError),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    if attempts > 1:
+                        self.stats.retries += 1
+                    await limiter.acquire()
+                    self.stats.requests += 1
+                    try:
+                        reply = await transport.complete(request)
+                    except TransientError as exc:
+                        if exc.status == 429:
+                            limiter.rate_limited(exc.retry_after)
+                            self.stats.concurrency_limit = limiter.limit
+                        raise
+                    finally:
+                        limiter.release()
+                    limiter.succeeded()
+                    self.stats.concurrency_limit = limiter.limit
+                    return reply, attempts
+        except TransientError as exc:
+            self.stats.request_failures += 1
+            raise RequestFailed(f"no reply after {attempts} attempts: {exc}") from None
+        raise AssertionError("unreachable")
+
+
+class _Stop(Exception):
+    """Dispatch stopped (interrupt or budget): the sample stays unjudged."""
+
+
+def _try_parse(spec: CallSpec, reply: Reply) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return spec.parse(reply), None
+    except ParseError as exc:
+        return None, str(exc)
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        return None, f"invalid value: {exc}".splitlines()[0][:300]
+
+
+def _reask_text(error: str, hint: str) -> str:
+    return (
+        f"Your previous answer could not be used: {error}. "
+        f"Answer again with {hint or 'exactly the format requested'}, and nothing else."
+    )
+
+
+def _dump_logprobs(reply: Reply) -> list[dict[str, Any]] | None:
+    if not reply.logprobs:
+        return None
+    return [{"token": t.token, "logprob": t.logprob, "top": t.top} for t in reply.logprobs]

@@ -1,0 +1,135 @@
+"""The judge contract: a template, an output schema and a parser, side by side.
+
+A judge never talks to a model itself.  It describes calls (``CallSpec``) and awaits the
+engine's ``ask`` for each; the engine owns caching, retries, re-asks and accounting.  That
+keeps judges pure enough to re-parse old replies and to run fully from the cache without
+an event loop (see ``winnow.engine.runner``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from winnow.types import Reply, Sample, Status
+
+
+class ParseError(ValueError):
+    """The reply came back but does not contain what the judge asked for."""
+
+
+Parser = Callable[[Reply], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class CallSpec:
+    """One request a judge wants answered.
+
+    ``purpose`` distinguishes calls of one sample (``turn0``, ``evol3``, ``rank``); it is
+    recorded for audit but is *not* part of the cache key: the same rendered prompt is the
+    same judgment whichever sample or step asked for it.
+    """
+
+    messages: list[dict[str, str]]
+    parse: Parser
+    purpose: str = "main"
+    schema: dict[str, Any] | None = None  # JSON schema requested as structured output
+    top_logprobs: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # overrides of the judge's params
+    format_hint: str = ""  # shown to the model in a re-ask
+
+
+@dataclass(slots=True)
+class Answer:
+    """What ``ask`` returns: the cached judgment record, viewed through a few accessors."""
+
+    record: dict[str, Any]
+    cached: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.record.get("status") == Status.OK
+
+    @property
+    def parsed(self) -> dict[str, Any] | None:
+        value = self.record.get("parsed")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def error(self) -> str | None:
+        return self.record.get("error")
+
+    @property
+    def key(self) -> str:
+        return str(self.record.get("key"))
+
+
+Ask = Callable[[CallSpec], Awaitable[Answer]]
+
+
+class RequestFailed(Exception):
+    """No reply after every retry.  Not a judgment: nothing is cached, a re-run retries."""
+
+
+@dataclass(slots=True)
+class Verdict:
+    """A judge's result for one sample: flat columns plus a status and reason."""
+
+    status: Status
+    values: dict[str, Any]
+    reason: str | None = None
+    keys: list[str] = field(default_factory=list)
+
+
+class Judge(ABC):
+    """Base class of built-in and user judges.
+
+    Subclasses set ``name``, ``description``, ``columns`` (value columns, written as
+    ``<name>_<column>``), ``params`` (sampling defaults, temperature 0 per methods.md P-A4)
+    and implement ``judge``.  ``fingerprint`` is the judge part of the cache key: it must
+    change whenever what the judge sends or how its reply is read changes.
+    """
+
+    name: str = ""
+    description: str = ""
+    columns: tuple[str, ...] = ()
+    params: dict[str, Any]
+
+    def __init__(self) -> None:
+        self.params = {"temperature": 0.0, "max_tokens": 512}
+
+    @property
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """Hash of templates and options; part of every cache key this judge produces."""
+
+    @abstractmethod
+    async def judge(self, sample: Sample, ask: Ask) -> Verdict:
+        """Ask what is needed for ``sample`` and fold the answers into a Verdict."""
+
+    def empty_values(self) -> dict[str, Any]:
+        return dict.fromkeys(self.columns)
+
+    def failed(self, reason: str, keys: list[str] | None = None) -> Verdict:
+        return Verdict(Status.JUDGE_FAILED, self.empty_values(), reason, keys or [])
+
+    def output_columns(self) -> list[str]:
+        """Every column this judge adds to a row, in order."""
+        return [f"{self.name}_{c}" for c in self.columns] + [f"{self.name}_status", f"{self.name}_error"]
+
+    def flatten(self, verdict: Verdict) -> dict[str, Any]:
+        out = {f"{self.name}_{k}": verdict.values.get(k) for k in self.columns}
+        out[f"{self.name}_status"] = str(verdict.status)
+        out[f"{self.name}_error"] = verdict.reason
+        return out
+
+
+def combine_fingerprint(*parts: Any) -> str:
+    import hashlib
+
+    import orjson
+
+    blob = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(blob, digest_size=8).hexdigest()

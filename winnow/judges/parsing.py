@@ -1,0 +1,150 @@
+"""The lenient extraction ladder shared by every judge.
+
+Order matters: strict reading first, then progressively looser readings that are still
+unambiguous.  Anything looser than that is a re-ask (done by the engine), never a guess:
+a failure must never be turned into a score (architecture.md rule 2).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import orjson
+
+from winnow.judges.base import ParseError
+from winnow.types import TokenLogprob
+
+_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
+_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+_SCORE_LABEL = re.compile(r"score\s*[:=]?\s*(" + _NUMBER + r")", re.IGNORECASE)
+_LEADING = re.compile(r"^\W*?(" + _NUMBER + r")\s*(?:/\s*(\d+(?:\.\d+)?))?")
+_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+}
+_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")(?:\s+and\s+a\s+half)?\b", re.IGNORECASE)
+
+
+def strip_fences(text: str) -> str:
+    """Return the content of the first markdown code fence, or the text unchanged."""
+    match = _FENCE.search(text)
+    return match.group(1).strip() if match else text.strip()
+
+
+def _in_range(value: float, lo: float, hi: float) -> bool:
+    return math.isfinite(value) and lo <= value <= hi
+
+
+def score_from_text(text: str, lo: float, hi: float) -> float:
+    """Read a score in [lo, hi] from a free-text judge reply.
+
+    methods.md 1.3 and pitfall P-A2: first the first line as a number ("4.5", "4.5/5",
+    "**4**"), then the number after a "score:" label in any case, then a number word on
+    the first line ("four").  Out-of-range numbers are not clamped: they fail, so the
+    engine re-asks.
+    """
+    body = strip_fences(text)
+    lines = [ln for ln in body.splitlines() if ln.strip()]
+    if not lines:
+        raise ParseError("the reply is empty")
+    first = lines[0].strip().strip("*#_` ")
+    lead = _LEADING.match(first)
+    if lead:
+        value = float(lead.group(1))
+        if _in_range(value, lo, hi):
+            return value
+    label = _SCORE_LABEL.search(body)
+    if label:
+        value = float(label.group(1))
+        if _in_range(value, lo, hi):
+            return value
+        raise ParseError(f"the score {label.group(1)} is outside {lo:g}-{hi:g}")
+    word = _WORD.search(lines[0])
+    if word:
+        value = _WORDS[word.group(1).lower()] + (0.5 if "half" in word.group(0).lower() else 0.0)
+        if _in_range(value, lo, hi):
+            return float(value)
+    if lead:
+        raise ParseError(f"the score {lead.group(1)} is outside {lo:g}-{hi:g}")
+    raise ParseError(f"no score between {lo:g} and {hi:g} on the first line or after 'Score:'")
+
+
+def _balanced(text: str, opener: str, closer: str) -> str | None:
+    start = text.find(opener)
+    while start != -1:
+        depth, in_str, esc = 0, False, False
+        for i in range(start, len(text)):
+            ch = text[i]
+            if in_str:
+                if esc:
+                    esc = False
+                elif ch == "\\":
+                    esc = True
+                elif ch == '"':
+                    in_str = False
+            elif ch == '"':
+                in_str = True
+            elif ch == opener:
+                depth += 1
+            elif ch == closer:
+                depth -= 1
+                if depth == 0:
+                    return text[start : i + 1]
+        start = text.find(opener, start + 1)
+    return None
+
+
+def extract_json(text: str) -> Any:
+    """Parse JSON from a reply: strict, then fenced, then the first balanced object/array.
+
+    A JSON *string* that itself holds JSON (a common model quirk) is decoded once more.
+    """
+    candidates = [text.strip(), strip_fences(text)]
+    for opener, closer in (("[", "]"), ("{", "}")):
+        found = _balanced(text, opener, closer)
+        if found:
+            candidates.append(found)
+    for candidate in candidates:
+        try:
+            value = orjson.loads(candidate)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(value, str):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue
+        if isinstance(value, dict | list):
+            return value
+    raise ParseError("no JSON object or list found in the reply")
+
+
+def expected_digit_score(logprobs: list[TokenLogprob] | None, digits: range) -> float | None:
+    """Expected score over digit tokens at the first digit position (methods.md 3.4, P-D1).
+
+    p_k = softmax over the log-probs of the digit tokens only; score = sum k * p_k.
+    Returns None when the reply carries no log-probs or none of the digits is among the
+    top alternatives, so the caller falls back to the parsed integer and records that.
+    """
+    if not logprobs:
+        return None
+    for position in logprobs:
+        if not position.token.strip():
+            continue  # leading whitespace tokens carry no score
+        found: dict[int, float] = {}
+        alternatives = dict(position.top)
+        alternatives.setdefault(position.token, position.logprob)
+        for token, lp in alternatives.items():
+            stripped = token.strip()
+            if stripped.isdigit() and int(stripped) in digits and lp is not None and math.isfinite(lp):
+                k = int(stripped)
+                found[k] = max(found.get(k, -math.inf), lp)
+        if not found:
+            return None
+        peak = max(found.values())
+        weights = {k: math.exp(lp - peak) for k, lp in found.items()}
+        total = sum(weights.values())
+        return sum(k * w for k, w in weights.items()) / total
+    return None

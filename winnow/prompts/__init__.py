@@ -1,0 +1,129 @@
+"""Jinja prompt templates, rendered in a sandbox.
+
+Why a sandbox and StrictUndefined: templates may come from users (judge folders), and a
+missing variable must be an error before any request is sent, never an empty string in a
+paid prompt (alpaca_eval's users were bitten by exactly that, see architecture.md).
+Sample text is passed to templates as *data*: Jinja never renders a variable's value, so a
+sample containing ``{{ 7*7 }}`` reaches the model verbatim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PromptTemplate", "TemplateProblem", "builtin_template", "data_block", "template_from_text"]
+
+# The delimiters that fence sample text inside every built-in prompt.  A sample that
+# contains them must not be able to close the fence, so ``data_block`` defuses them.
+_FENCE = re.compile(r"<(/?)(data)(\b[^>]*)>", re.IGNORECASE)
+
+
+def data_block(text: Any) -> str:
+    """Neutralise fence markers inside sample text (the ``data`` filter).
+
+    ``</data>`` inside a sample becomes ``</ data>``, which no longer matches the fence the
+    prompt tells the judge about, so the sample cannot end the data block early.
+    """
+    return _FENCE.sub(lambda m: f"<{m.group(1)} {m.group(2)}{m.group(3)}>", str(text))
+
+
+class TemplateProblem(ValueError):
+    """A template that cannot be compiled or rendered; names the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTemplate:
+    """A compiled template plus the hash of its source (a cache-key part)."""
+
+    name: str
+    source: str
+    hash: str
+    _template: Any
+
+    def render(self, **variables: Any) -> str:
+        return self._guarded(lambda: str(self._template.render(**variables)))
+
+    def render_messages(self, **variables: Any) -> list[dict[str, str]]:
+        """Render to chat messages.
+
+        A template defines ``{% block system %}`` and ``{% block user %}`` to produce two
+        messages; a template without blocks is one user message.  Blocks keep the whole
+        prompt in one file, so one hash covers it.
+        """
+        blocks = self._template.blocks
+        if not blocks:
+            return [{"role": "user", "content": self.render(**variables)}]
+
+        def build() -> list[dict[str, str]]:
+            ctx = self._template.new_context(variables)
+            out = []
+            for role in ("system", "user"):
+                if role in blocks:
+                    text = "".join(blocks[role](ctx)).strip("\n")
+                    if text:
+                        out.append({"role": role, "content": text})
+            return out
+
+        return self._guarded(build)
+
+    def _guarded(self, fn: Any) -> Any:
+        from jinja2 import TemplateError
+        from jinja2.sandbox import SecurityError
+
+        try:
+            return fn()
+        except SecurityError as exc:
+            raise TemplateProblem(f"{self.name}: the template tried something the sandbox forbids: {exc}") from exc
+        except OverflowError as exc:
+            raise TemplateProblem(f"{self.name}: the template asked for too large a range: {exc}") from exc
+        except TemplateError as exc:
+            line = getattr(exc, "lineno", None)
+            where = f" line {line}" if line else ""
+            raise TemplateProblem(f"{self.name}{where}: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, trim_blocks=True
+    )
+    env.filters["data"] = data_block
+    return env
+
+
+def template_from_text(source: str, name: str) -> PromptTemplate:
+    """Compile ``source``; syntax errors are reported with ``name`` and the line number."""
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        compiled = _environment().from_string(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"{name} line {exc.lineno}: {exc.message}") from exc
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+    return PromptTemplate(name=name, source=source, hash=digest, _template=compiled)
+
+
+@cache
+def builtin_template(filename: str) -> PromptTemplate:
+    """Load a template shipped in this package (compiled once per process)."""
+    source = resources.files(__name__).joinpath(filename).read_text(encoding="utf-8")
+    return template_from_text(source, f"winnow/prompts/{filename}")
+
+
+def template_from_file(path: Path) -> PromptTemplate:
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateProblem(f"{path}: cannot read template: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise TemplateProblem(f"{path}: template is not UTF-8 text ({exc.reason})") from exc
+    return template_from_text(source, str(path))

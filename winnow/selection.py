@@ -1,0 +1,199 @@
+"""``select``: read a judged file, pick the subset, write it in the input's own format.
+
+The algorithms live in ``winnow.selectors`` (table in, indices out); this module only
+reads columns, reports what happened and writes rows.  Rows whose judge failed are never
+selected, and a budget the method cannot reach is reported, never padded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["METHODS", "SelectResult", "column_values", "select"]
+
+METHODS = ("threshold", "instag", "deita")
+
+
+@dataclass
+class SelectResult:
+    rows: list[dict[str, Any]]
+    indices: list[int]
+    pool_size: int
+    method: str
+    output: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _decode(value: Any) -> Any:
+    """CSV stores list columns as JSON text; decode them back."""
+    if isinstance(value, str) and value[:1] in "[{":
+        import orjson
+
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def column_values(rows: list[dict[str, Any]], column: str, path: str) -> list[Any]:
+    """A column's values; a column absent from every row is an error naming it."""
+    if rows and not any(column in row for row in rows):
+        present = sorted({k for row in rows[:50] for k in row})
+        raise ValueError(f"{path}: no column '{column}' (columns: {', '.join(present)}); rate with the judge first")
+    return [_decode(row.get(column)) for row in rows]
+
+
+def _number(value: Any, path: str, index: int, column: str) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{path}: row {index + 1}, field '{column}': expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: row {index + 1}, field '{column}': expected a number, got {value!r}") from None
+    return None if math.isnan(number) else number
+
+
+def _statuses(rows: list[dict[str, Any]], score_column: str) -> list[str | None] | None:
+    """The status column that belongs to a score column (``alpagasus_score`` -> ``alpagasus_status``)."""
+    judge = score_column.rsplit("_", 1)[0]
+    column = f"{judge}_status"
+    if rows and any(column in row for row in rows):
+        return [row.get(column) for row in rows]
+    return None
+
+
+def _scores(rows: list[dict[str, Any]], column: str, path: str) -> list[float | None]:
+    return [_number(v, path, i, column) for i, v in enumerate(column_values(rows, column, path))]
+
+
+def select(
+    data: str | Path,
+    method: str = "threshold",
+    *,
+    output: str | Path | None = None,
+    budget: int | None = None,
+    score_column: str | None = None,
+    min_score: float | None = None,
+    top_k: int | None = None,
+    top_frac: float | None = None,
+    tags_column: str = "instag_tags",
+    embedding_column: str | None = None,
+    embed_model: str | None = None,
+    api_base: str | None = None,
+    threshold: float = 0.9,
+    keep_order: bool = False,
+    layout: str | None = None,
+    column_map: dict[str, str] | None = None,
+    cache_dir: str | Path | None = None,
+) -> SelectResult:
+    """Select rows of a judged file with ``method`` (threshold, instag or deita)."""
+    from winnow.data import load, save
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
+    dataset = load(data, layout=layout, column_map=column_map)
+    rows = [s.row for s in dataset.samples]
+    path = str(data)
+    notes: list[str] = []
+    details: dict[str, Any] = {}
+    if method == "threshold":
+        from winnow.selectors.threshold import threshold_select, top_k_select
+
+        column = score_column or "alpagasus_score"
+        scores = _scores(rows, column, path)
+        statuses = _statuses(rows, column)
+        if top_k is not None or top_frac is not None or (budget is not None and min_score is None):
+            indices = top_k_select(scores, statuses, k=top_k if top_k is not None else budget, frac=top_frac)
+        else:
+            tau = 4.5 if min_score is None else min_score  # methods.md 1.4: tau = 4.5, inclusive
+            indices = threshold_select(scores, statuses, tau)
+            details["min_score"] = tau
+            keep_order = True  # AlpaGasus keeps pool order (P-A5)
+        details["score_column"] = column
+    elif method == "instag":
+        from winnow.selectors.instag import instag_select
+
+        if budget is None:
+            raise ValueError("--budget is required for --method instag")
+        tag_sets = column_values(rows, tags_column, path)
+        for i, tags in enumerate(tag_sets):
+            if tags is not None and not isinstance(tags, list):
+                raise ValueError(f"{path}: row {i + 1}, field '{tags_column}': expected a list of tags")
+        result = instag_select(tag_sets, budget)
+        indices = list(result.indices)
+        details.update(passes=result.passes, empty_tag_samples=result.empty_tag_samples)
+        if result.empty_tag_samples:
+            notes.append(f"{result.empty_tag_samples} rows have no tags and are never selected")
+    else:
+        indices, deita_details = _deita(
+            rows, path, budget, score_column or "deita_score", tags_column, embedding_column,
+            embed_model, api_base, threshold, cache_dir,
+        )
+        details.update(deita_details)
+        if deita_details.get("zero_vectors"):
+            notes.append(f"{deita_details['zero_vectors']} rows have an all-zero vector (never rejected, never block)")
+    if budget is not None and len(indices) < budget:
+        notes.append(f"budget {budget} not reachable: selected {len(indices)} of {len(rows)} rows (no padding)")
+    order = sorted(indices) if keep_order else indices
+    rank = {idx: r for r, idx in enumerate(indices, start=1)}
+    add_rank = "min_score" not in details  # AlpaGasus' threshold has no ranking to report
+    chosen = []
+    for idx in order:
+        row = dict(rows[idx])
+        if add_rank:
+            row["selection_rank"] = rank[idx]
+        chosen.append(row)
+    out_path = Path(output) if output is not None else None
+    if out_path is not None:
+        save(chosen, out_path, like=dataset)
+    return SelectResult(chosen, indices, len(rows), method, out_path, notes, details)
+
+
+def _deita(
+    rows: list[dict[str, Any]],
+    path: str,
+    budget: int | None,
+    score_column: str,
+    tags_column: str,
+    embedding_column: str | None,
+    embed_model: str | None,
+    api_base: str | None,
+    threshold: float,
+    cache_dir: str | Path | None,
+) -> tuple[list[int], dict[str, Any]]:
+    import numpy as np
+
+    from winnow.selectors.deita import deita_select, multi_hot
+
+    scores = _scores(rows, score_column, path)
+    source: str
+    if embedding_column:
+        values = column_values(rows, embedding_column, path)
+        dims = {len(v) for v in values if isinstance(v, list)}
+        if len(dims) != 1 or any(not isinstance(v, list) for v in values):
+            raise ValueError(f"{path}: field '{embedding_column}': every row needs a vector of one length")
+        vectors: Any = np.asarray(values, dtype=np.float32)
+        source = f"column {embedding_column}"
+    elif embed_model:
+        from winnow.engine.embeddings import embed_rows
+
+        vectors = embed_rows(rows, embed_model, api_base=api_base, cache_dir=cache_dir)
+        source = f"embeddings from {embed_model}"
+    else:
+        vectors = multi_hot(column_values(rows, tags_column, path))
+        source = f"multi-hot tags from {tags_column}"
+    result = deita_select(scores, vectors, budget, threshold)
+    return list(result.indices), {
+        "vectors": source,
+        "threshold": threshold,
+        "rejected": result.rejected,
+        "zero_vectors": result.zero_vectors,
+        "score_column": score_column,
+    }
