@@ -1,0 +1,173 @@
+"""load() and save(): a file in, normalised Samples out, and rows written back.
+
+Every record ends up either as a Sample or as a BadRow (count in = good + bad); with
+``on_bad_row="fail"`` the BadRows become a DataError instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from winnow.data.errors import DataError
+from winnow.data.ids import content_id, id_from_value
+from winnow.data.layouts import (
+    LAYOUTS,
+    MISSING,
+    RowError,
+    check_column_map,
+    detect_layout,
+    getter,
+    layout_from_map,
+    make_converter,
+)
+from winnow.data.readers import read_raw
+from winnow.data.writers import output_format, write_rows
+from winnow.types import BadRow, Sample
+
+OnBadRow = Literal["fail", "skip"]
+
+
+@dataclass(slots=True)
+class Dataset:
+    """One loaded file.
+
+    ``rows`` holds every record that is a JSON object / table row, bad ones included, in file
+    order (records that are not objects at all, e.g. an unparseable JSONL line, exist only as
+    BadRows). ``good_rows`` is what an output of the good rows only should contain.
+    """
+
+    path: Path
+    format: str
+    layout: str
+    samples: list[Sample]
+    rows: list[dict[str, Any]]
+    bad_rows: list[BadRow]
+    id_column: str | None = None
+    schema: Any = field(default=None, repr=False)  # pyarrow schema of a Parquet input
+
+    @property
+    def good_rows(self) -> list[dict[str, Any]]:
+        """The original rows of the samples, in file order (the rows that became Samples)."""
+        return [sample.row for sample in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    layout: str | None = None,
+    column_map: Mapping[str, str] | None = None,
+    id_column: str | None = None,
+    on_bad_row: OnBadRow = "fail",
+) -> Dataset:
+    """Read a JSONL / JSON / CSV / TSV / Parquet file (or an HF ``save_to_disk`` directory).
+
+    ``layout`` ("alpaca", "sharegpt", "messages") overrides detection from the first rows;
+    ``column_map`` renames the fields a layout reads (keys: instruction, input, output, id,
+    conversations, messages; values may be dotted paths such as ``instances.0.input``).
+    ``id_column`` (or ``column_map["id"]``) names a column of unique ids; without one, ids are
+    content hashes. ``on_bad_row="fail"`` raises DataError for any bad row; "skip" collects
+    them in ``bad_rows``.
+    """
+    if on_bad_row not in ("fail", "skip"):
+        raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
+    mapping = dict(column_map or {})
+    check_column_map(mapping)
+    map_id = mapping.pop("id", None)
+    if map_id and id_column and map_id != id_column:
+        raise ValueError(f"id column given twice: id_column={id_column!r} and column map id={map_id!r}")
+    id_column = id_column or map_id
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+
+    p = Path(path)
+    name = str(p)
+    raw = read_raw(p)
+    chosen = layout or layout_from_map(mapping) or detect_layout(raw.values)
+    has_objects = any(isinstance(v, dict) for v in raw.values)
+    if chosen is None and has_objects:
+        first = next(v for v in raw.values if isinstance(v, dict))
+        keys = ", ".join(list(first)[:10]) or "none"
+        raise DataError(
+            f"{name}: cannot tell the layout from the first rows (keys: {keys}); expected Alpaca "
+            "(instruction/input/output), ShareGPT (conversations) or chat (messages): pass layout= "
+            "or a column map such as instruction=question,output=answer"
+        )
+    convert = make_converter(chosen or "alpaca", mapping)
+    get_id = getter(id_column) if id_column else None
+
+    samples: list[Sample] = []
+    rows: list[dict[str, Any]] = []
+    bad: list[BadRow] = []
+    first_seen: dict[str, int] = {}  # user-named id -> record index
+    lines = raw.lines
+    for index, value in enumerate(raw.values):
+        if isinstance(value, BadRow):
+            bad.append(value)
+            continue
+        line = lines[index] if lines is not None else None
+        if not isinstance(value, dict):
+            bad.append(BadRow(name, index, line, None, f"expected an object, got {_kind(value)}"))
+            continue
+        rows.append(value)
+        try:
+            turns, alpaca = convert(value)
+            if get_id is None:
+                sample_id = content_id(turns)
+            else:
+                sample_id = _user_id(get_id(value), id_column or "", index, first_seen, lines)
+        except RowError as exc:
+            bad.append(BadRow(name, index, line, exc.field, exc.message))
+            continue
+        samples.append(Sample(sample_id, turns, value, index, alpaca))
+
+    if bad and on_bad_row == "fail":
+        raise DataError.from_bad_rows(bad)
+    return Dataset(p, raw.format, chosen or "unknown", samples, rows, bad, id_column, raw.schema)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"a JSON {type(value).__name__}"
+
+
+def _user_id(value: Any, column: str, index: int, first_seen: dict[str, int], lines: list[int] | None) -> str:
+    """The id from the user's id column; a missing, unusable or repeated id is a bad row."""
+    sample_id = id_from_value(value)
+    if sample_id is None:
+        if value is None or value is MISSING:
+            raise RowError(column, "missing id")
+        raise RowError(column, f"unusable id {value!r} (expected a non-empty string or an integer)")
+    earlier = first_seen.get(sample_id)
+    if earlier is not None:
+        where = f"line {lines[earlier]}" if lines is not None else f"row {earlier + 1}"
+        raise RowError(column, f"duplicate id {sample_id!r}, first used on {where}")
+    first_seen[sample_id] = index
+    return sample_id
+
+
+def save(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    like: Dataset | None = None,
+) -> Path:
+    """Write ``rows`` atomically; the format comes from ``format``, the suffix, or ``like``.
+
+    With ``like`` a Parquet input, columns that still exist keep their original Arrow types.
+    Returns the path written.
+    """
+    p = Path(path)
+    fmt = output_format(p, format, like.format if like is not None else None)
+    schema = like.schema if like is not None and like.format == "parquet" else None
+    write_rows(rows, p, fmt, schema)
+    return p

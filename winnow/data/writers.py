@@ -1,0 +1,182 @@
+"""Write rows to JSONL / JSON / CSV / TSV / Parquet, atomically.
+
+Rows are written as given: key order kept, non-ASCII kept (no ``ensure_ascii``), CSV cells that
+are strings written verbatim, so rows read by winnow and written back unchanged reproduce the
+input. Every write goes to a temp file in the target directory, is fsynced, then os.replace()d
+over the target: a crash leaves either the old file or the complete new one, never a truncated
+file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from winnow.data.errors import DataError
+from winnow.data.readers import FORMAT_BY_SUFFIX
+
+WRITABLE = ("jsonl", "json", "csv", "tsv", "parquet")
+_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+Row = Mapping[str, Any]
+
+
+def output_format(path: Path, format: str | None = None, like_format: str | None = None) -> str:
+    """Explicit format, else the suffix, else the input's format."""
+    fmt = format or FORMAT_BY_SUFFIX.get(path.suffix.lower()) or like_format
+    if fmt not in WRITABLE:
+        raise DataError(
+            f"{path}: cannot tell which format to write (got {fmt!r}); "
+            "name the output .jsonl, .json, .csv, .tsv or .parquet or pass format="
+        )
+    return fmt
+
+
+def write_rows(rows: Sequence[Row], path: Path, fmt: str, schema: Any = None) -> None:
+    """Serialise ``rows`` in ``fmt`` and put them at ``path`` atomically."""
+    name = str(path)
+    if fmt == "parquet":
+        table = _arrow_table(rows, name, schema)
+
+        def write_parquet(out: IO[bytes]) -> None:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, out)
+
+        atomic_write(path, write_parquet)
+        return
+    if fmt == "jsonl":
+        payload = b"".join(_dumps(row, name, i) + b"\n" for i, row in enumerate(rows))
+    elif fmt == "json":
+        payload = _dumps_array(rows, name)
+    else:
+        payload = _csv_bytes(rows, name, "\t" if fmt == "tsv" else ",")
+    atomic_write(path, lambda out: out.write(payload))
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write through a temp file in the same directory, fsync it, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows it
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _default(value: Any) -> Any:
+    """numpy scalars and sets/tuples from annotation code; anything else is an error."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot write a value of type {type(value).__name__}")
+
+
+def _dumps(value: Any, name: str, index: int, option: int = 0) -> bytes:
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTS | option)
+    except (orjson.JSONEncodeError, TypeError):
+        pass  # integers beyond 64 bits, nesting beyond orjson's limit: the stdlib handles them
+    try:
+        indent = 2 if option & orjson.OPT_INDENT_2 else None
+        return json.dumps(value, ensure_ascii=False, default=_default, indent=indent).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise DataError(f"{name}: row {index + 1}: cannot write as JSON: {exc}") from None
+
+
+def _dumps_array(rows: Sequence[Row], name: str) -> bytes:
+    try:
+        return orjson.dumps(list(rows), default=_default, option=_OPTS | orjson.OPT_INDENT_2) + b"\n"
+    except (orjson.JSONEncodeError, TypeError):
+        pass  # find the row orjson refused; write the others with orjson still
+    parts = [_dumps(row, name, i, orjson.OPT_INDENT_2) for i, row in enumerate(rows)]
+    body = b",\n".join(b"\n".join(b"  " + line for line in part.split(b"\n")) for part in parts)
+    return b"[\n" + body + b"\n]\n"
+
+
+def _columns(rows: Sequence[Row]) -> list[str]:
+    """Union of keys in first-seen order, so original columns keep their place."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            if key not in seen:
+                seen[key] = None
+    return list(seen)
+
+
+def _cell(value: Any, name: str, index: int) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return _dumps(value, name, index).decode("utf-8")  # lists/dicts/numbers as JSON text
+
+
+def _csv_bytes(rows: Sequence[Row], name: str, delimiter: str) -> bytes:
+    columns = _columns(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(columns)
+    for i, row in enumerate(rows):
+        writer.writerow([_cell(row.get(column), name, i) for column in columns])
+    try:
+        return buffer.getvalue().encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(f"{name}: cannot write text that is not valid Unicode: {exc}") from None
+
+
+def _arrow_table(rows: Sequence[Row], name: str, schema: Any) -> Any:
+    """Build the table column by column; columns of the input schema keep their exact type."""
+    import pyarrow as pa
+
+    if not rows and schema is not None:
+        return schema.empty_table()
+    columns = _columns(rows)
+    original = set(schema.names) if schema is not None else set()
+    fields, arrays = [], []
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        array = None
+        if column in original:
+            field = schema.field(column)
+            with contextlib.suppress(pa.ArrowException, TypeError, ValueError):
+                array = pa.array(values, type=field.type)
+        if array is None:
+            try:
+                array = pa.array(values)
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise DataError(f"{name}: column '{column}' cannot be written to Parquet: {exc}") from None
+            field = pa.field(column, array.type)
+        fields.append(field)
+        arrays.append(array)
+    unchanged = schema is not None and columns == list(schema.names)
+    metadata = schema.metadata if unchanged else None
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
