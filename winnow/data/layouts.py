@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from winnow.types import Role, Turn
 
 LAYOUTS = ("alpaca", "sharegpt", "messages")
@@ -178,6 +180,13 @@ def _content(turn: dict[str, Any], field: str) -> str:
     raise RowError(field, f"expected a string, got {_type_name(value)}")
 
 
+def _json_list(text: str, column: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise RowError(column, f"expected a list of turns; the text is not valid JSON: {exc}") from None
+
+
 def conversation_converter(column: str) -> Converter:
     """ShareGPT ``{from, value}`` or OpenAI ``{role, content}`` turns (either key pair works)."""
     get = getter(column)
@@ -186,6 +195,8 @@ def conversation_converter(column: str) -> Converter:
         conv = get(row)
         if conv is MISSING:
             raise RowError(column, "missing field")
+        if isinstance(conv, str) and conv.lstrip().startswith("["):
+            conv = _json_list(conv, column)  # CSV keeps list columns as JSON text; the row stays as is
         if not isinstance(conv, list):
             raise RowError(column, f"expected a list of turns, got {_type_name(conv)}")
         if not conv:
