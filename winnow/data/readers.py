@@ -104,7 +104,7 @@ def read_json(data: bytes, name: str) -> RawTable:
         bad = BadRow(name, index, line, None, problem.message)
         raise DataError(bad.describe() + " (the file cannot be read past this point)", [bad]) from None
     if not isinstance(doc, list):
-        kind = type(doc).__name__
+        kind = {str: "string", int: "number", float: "number", bool: "boolean"}.get(type(doc), "null")
         raise DataError(f"{name}: the top-level JSON value is a {kind}; expected an array of rows")
     if data.count(b"[") + data.count(b"{") > MAX_DEPTH and not dumpable(doc):
         for i, value in enumerate(doc):

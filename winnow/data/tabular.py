@@ -23,7 +23,9 @@ _HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 def read_csv(data: bytes, name: str, fmt: str) -> RawTable:
     """Read CSV/TSV; invalid UTF-8 is kept as surrogates so the bad cell can be named per row."""
     text = data.decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
+    delimiter = "\t" if fmt == "tsv" else ","
+    # strict: a quote left open would otherwise swallow every later line into one cell, silently
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     old_limit = csv.field_size_limit(_FIELD_LIMIT)
     try:
         header = _header(reader, name)
