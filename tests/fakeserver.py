@@ -1003,7 +1003,16 @@ class FakeServerProcess:
         """``POST /config``; keys as in ``FakeServer.apply_config``."""
         self._call("POST", "/config", cfg)
 
+    def restart(self, timeout: float = 20.0) -> FakeServerProcess:
+        """SIGKILL the server if alive and start a fresh one on the same port (counters start at 0)."""
+        self.kill()
+        if self.port:
+            i = self.argv.index("--port")
+            self.argv[i + 1] = str(self.port)
+        return self.start(timeout)
+
     def kill(self) -> None:
+        """SIGKILL (like ``kill -9``): in-flight requests see a dropped connection."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)

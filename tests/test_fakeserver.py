@@ -369,5 +369,12 @@ def test_subprocess_server() -> None:
         assert codes == [200, 429]
         srv.reset()
         assert srv.stats()["total"] == 0
+        port = srv.port
+        srv.kill()
+        with pytest.raises(aiohttp.ClientConnectionError):
+            asyncio.run(raw_post(srv.url + "/chat/completions", chat_body()))
+        srv.restart()  # same port, same command line: the schedule replays, /config changes are gone
+        codes = [asyncio.run(raw_post(srv.url + "/chat/completions", chat_body(str(i))))[0] for i in range(3)]
+        assert srv.port == port and codes == [503, 200, 200]
         proc = srv.proc
     assert proc is not None and proc.poll() is not None  # killed on exit
