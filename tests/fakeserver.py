@@ -319,7 +319,8 @@ class FakeServer:
         self.seed = seed
         self.host = "127.0.0.1"
         self.port = port
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # faults
+        self._lat_rng = random.Random(seed + 1)  # jittered latency, kept apart so faults stay reproducible
         self._lock = threading.Lock()
         self._stats = _Stats()
         self._scripts: list[_Script] = []
@@ -371,6 +372,7 @@ class FakeServer:
             self._fail_next.clear()
             self._window.clear()
             self._rng = random.Random(self.seed)
+            self._lat_rng = random.Random(self.seed + 1)
 
     def stats(self) -> dict[str, Any]:
         """JSON-able snapshot (the same as ``GET /stats``)."""
@@ -587,7 +589,7 @@ class FakeServer:
             return float(lat(body))
         if isinstance(lat, tuple):
             with self._lock:
-                return self._rng.uniform(lat[0], lat[1])
+                return self._lat_rng.uniform(lat[0], lat[1])
         return float(lat)
 
     @staticmethod
