@@ -106,6 +106,8 @@ def _relabel(group: np.ndarray, new_of_old: np.ndarray) -> tuple[np.ndarray, int
     import numpy as np
 
     alive = group >= 0
+    if not alive.any():
+        return np.full(len(group), -1, dtype=np.int64), 0
     keys = np.where(alive, new_of_old[np.where(alive, group, 0)], -1)
     alive &= keys >= 0
     uniq, dense = np.unique(keys[alive], return_inverse=True)
