@@ -76,6 +76,10 @@ class LitellmTransport:
             kwargs["api_base"] = request.api_base
         if request.api_key:
             kwargs["api_key"] = request.api_key
+        elif request.api_base and not _provider_key_set(request.model):
+            # A self-hosted OpenAI-compatible server (vLLM, llama.cpp) usually needs no key,
+            # but the OpenAI client refuses to send a request without one.
+            kwargs["api_key"] = "no-key"
         try:
             response = await litellm.acompletion(
                 **kwargs, timeout=request.timeout, num_retries=0, max_retries=0
@@ -99,6 +103,11 @@ class LitellmTransport:
         return None
 
 
+def _provider_key_set(model: str) -> bool:
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    return bool(os.environ.get(f"{provider.upper()}_API_KEY"))
+
+
 def classify(exc: Exception, api_key: str | None) -> Exception:
     """Map a litellm/openai/httpx exception onto TransientError or FatalError."""
     status = getattr(exc, "status_code", None)
@@ -112,6 +121,8 @@ def classify(exc: Exception, api_key: str | None) -> Exception:
             retry_after = None
     message = redact(f"{type(exc).__name__}: {exc}", api_key)[:500]
     name = type(exc).__name__
+    if "Missing credentials" in message or "api_key client option must be set" in message:
+        return FatalError(message, 401)
     if status in (400, 401, 403, 404, 422) or name in (
         "AuthenticationError", "NotFoundError", "BadRequestError", "PermissionDeniedError",
         "UnprocessableEntityError", "ContextWindowExceededError", "ContentPolicyViolationError",
