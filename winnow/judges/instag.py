@@ -1,0 +1,195 @@
+"""InsTag tagging judge (methods.md section 2).
+
+Every user turn is tagged on its own, one cached call per turn, and the sample's tag set is
+the union over turns (pitfall P-I5).  The judge asks for open-set, fine-grained intention
+tags, each with an explanation, as a JSON list of ``{"tag", "explanation"}`` objects
+(methods.md 2.2).  Parsing is strict JSON first, then a regex over ``"tag": "..."`` pairs
+(pitfall P-I6).  Tags are only lower-cased and trimmed here: the corpus-level normalisation
+(frequency, stemming, semantic and association merges, methods.md 2.4) belongs to the
+selector, which sees every sample.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from winnow.judges.base import Ask, CallSpec, Judge, ParseError, Verdict, combine_fingerprint
+from winnow.judges.parsing import extract_json
+from winnow.prompts import builtin_template
+from winnow.types import Reply, Sample, Status
+
+PARSER_VERSION = "instag-parse-1"  # bump when parse_tags changes what it returns
+
+# OpenAI's json_schema response format needs an object at the top level, hence the wrapper.
+TAGS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "tags": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"tag": {"type": "string"}, "explanation": {"type": "string"}},
+                "required": ["tag", "explanation"],
+            },
+        }
+    },
+    "required": ["tags"],
+}
+
+_STRING = r'"((?:[^"\\]|\\.)*)"'
+_TAG_RE = re.compile(r'"tag"\s*:\s*' + _STRING, re.IGNORECASE)
+_EXPLANATION_RE = re.compile(r'"explanation"\s*:\s*' + _STRING, re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+_WRAPPER_KEYS = ("tags", "intentions", "intention_tags", "result", "results", "output")
+
+
+def normalise_tag(tag: str) -> str:
+    """Lower-case, trim, and collapse inner whitespace: the only normalisation done per reply."""
+    return _SPACES.sub(" ", tag).strip().lower()
+
+
+def _unescape(text: str) -> str:
+    try:
+        value = orjson.loads(f'"{text}"')
+    except orjson.JSONDecodeError:
+        return text
+    return value if isinstance(value, str) else text
+
+
+def _items_from_json(value: Any) -> list[Any] | None:
+    """The list of tag items in a decoded reply, unwrapping the shapes models produce."""
+    for _ in range(3):  # a JSON string holding JSON, or a wrapper holding a string, ...
+        if isinstance(value, str):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return None
+            continue
+        if isinstance(value, dict):
+            if "tag" in value:
+                return [value]  # one bare object
+            inner = next((value[k] for k in _WRAPPER_KEYS if k in value), None)
+            if inner is None:
+                lists = [v for v in value.values() if isinstance(v, list | str)]
+                inner = lists[0] if len(lists) == 1 else None
+            if inner is None:
+                return None
+            value = inner
+            continue
+        break
+    return value if isinstance(value, list) else None
+
+
+def _pairs_from_items(items: list[Any]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        if isinstance(item, dict):
+            tag = item.get("tag")
+            if tag is None:  # {"Tag": ...} and similar case slips
+                tag = next((v for k, v in item.items() if k.lower() == "tag"), None)
+            explanation = item.get("explanation")
+            if explanation is None:
+                explanation = next((v for k, v in item.items() if k.lower() == "explanation"), "")
+            if isinstance(tag, str):
+                pairs.append((tag, explanation if isinstance(explanation, str) else str(explanation)))
+        elif isinstance(item, str):
+            pairs.append((item, ""))  # a bare list of tag strings: unambiguous, no explanation
+    return pairs
+
+
+def _pairs_from_regex(text: str) -> list[tuple[str, str]]:
+    """Pitfall P-I6 fallback: every ``"tag": "..."``, with the explanation that follows it."""
+    matches = list(_TAG_RE.finditer(text))
+    pairs = []
+    for n, match in enumerate(matches):
+        end = matches[n + 1].start() if n + 1 < len(matches) else len(text)
+        explanation = _EXPLANATION_RE.search(text, match.end(), end)
+        pairs.append((_unescape(match.group(1)), _unescape(explanation.group(1)) if explanation else ""))
+    return pairs
+
+
+def parse_tags(text: str) -> dict[str, Any]:
+    """Read ``[{"tag", "explanation"}, ...]`` (or ``{"tags": [...]}``) from a reply.
+
+    Returns ``{"tags": [{"tag", "explanation"}, ...]}`` with tags normalised and distinct
+    (first explanation kept).  An empty result is a ParseError, so the engine re-asks: every
+    query carries at least one intention, and an empty set would silently rank the sample last.
+    """
+    pairs: list[tuple[str, str]] = []
+    try:
+        items = _items_from_json(extract_json(text))
+    except ParseError:
+        items = None
+    if items is not None:
+        pairs = _pairs_from_items(items)
+    regex_pairs = _pairs_from_regex(text)
+    if len(regex_pairs) > len(pairs):  # the JSON read only part of a broken reply
+        pairs = regex_pairs
+    tags: dict[str, str] = {}
+    for tag, explanation in pairs:
+        key = normalise_tag(tag)
+        if key and key not in tags:
+            tags[key] = explanation.strip()
+    if not tags:
+        raise ParseError('no tags found: expected a JSON list of {"tag": ..., "explanation": ...} objects')
+    return {"tags": [{"tag": t, "explanation": e} for t, e in tags.items()]}
+
+
+class InstagJudge(Judge):
+    name = "instag"
+    description = "InsTag: open-set user-intention tags per user turn; complexity = number of distinct tags."
+    columns = ("tags", "explanations", "complexity")
+
+    def __init__(self, structured: bool = False) -> None:
+        super().__init__()
+        self.params["max_tokens"] = 512
+        self.structured = structured
+        self.template = builtin_template("instag.jinja")
+
+    @property
+    def fingerprint(self) -> str:
+        return combine_fingerprint(self.name, self.template.hash, self.structured, PARSER_VERSION)
+
+    def render(self, query: str) -> list[dict[str, str]]:
+        return self.template.render_messages(query=query, structured=self.structured)
+
+    def parse(self, reply: Reply) -> dict[str, Any]:
+        return parse_tags(reply.text)
+
+    def spec(self, turn: int, query: str) -> CallSpec:
+        return CallSpec(
+            messages=self.render(query),
+            parse=self.parse,
+            purpose=f"turn{turn}",
+            schema=TAGS_SCHEMA if self.structured else None,
+            format_hint=(
+                'a JSON object {"tags": [{"tag": "...", "explanation": "..."}, ...]}'
+                if self.structured
+                else 'a JSON list [{"tag": "...", "explanation": "..."}, ...] with at least one tag'
+            ),
+        )
+
+    def preview(self, sample: Sample) -> list[tuple[str, list[dict[str, str]]]]:
+        """The calls this judge would send for ``sample`` (for ``winnow judges show``)."""
+        return [(s.purpose, s.messages) for s in (self.spec(t, q) for t, (q, _) in enumerate(sample.exchanges()))]
+
+    async def judge(self, sample: Sample, ask: Ask) -> Verdict:
+        exchanges = sample.exchanges()
+        if not exchanges:
+            return self.failed("the sample has no user turn to tag")
+        tags: dict[str, str] = {}
+        keys: list[str] = []
+        # Sequential on purpose: the engine's offline pass drives this coroutine with a single
+        # send(None), which asyncio.gather would break.
+        for t, (query, _) in enumerate(exchanges):
+            answer = await ask(self.spec(t, query))
+            keys.append(answer.key)
+            if not answer.ok or answer.parsed is None:
+                return self.failed(f"turn {t}: {answer.error or 'unparseable reply'}", keys)
+            for item in answer.parsed.get("tags", []):
+                tags.setdefault(item["tag"], item["explanation"])
+        values = {"tags": list(tags), "explanations": list(tags.values()), "complexity": len(tags)}
+        return Verdict(Status.OK, values, None, keys)
