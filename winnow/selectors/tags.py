@@ -254,9 +254,12 @@ def normalize_tags(
         t: (names[g] if g >= 0 else None) for t, g in zip(vocab, group.tolist(), strict=True)
     }
     out: list[list[str] | None] = []
+    canon_of = tag_map.__getitem__
     for tags in tag_lists:
         if tags is None:
             out.append(None)
-        else:
-            out.append(list(dict.fromkeys(c for c in map(tag_map.__getitem__, tags) if c is not None)))
+            continue
+        firsts = dict.fromkeys(map(canon_of, tags))  # dedupe, first-occurrence order
+        firsts.pop(None, None)
+        out.append(list(firsts))  # type: ignore[arg-type]
     return TagNormalization(out, tag_map, sizes, used_alpha, used_support, n_rules)
