@@ -17,8 +17,16 @@ SETTINGS = EngineSettings(backoff_initial=0.01, concurrency=4)
 
 
 def _rate(path: Path, srv, tmp_path: Path, **kw):
-    return rate(path, ["instag"], MODEL, api_base=srv.url, api_key="sk-test", cache_dir=tmp_path / "cache",
-                settings=SETTINGS, **kw)
+    return rate(
+        path,
+        ["instag"],
+        MODEL,
+        api_base=srv.url,
+        api_key="sk-test",
+        cache_dir=tmp_path / "cache",
+        settings=SETTINGS,
+        **kw,
+    )
 
 
 def _tags(parsed: dict) -> list[str]:
@@ -27,34 +35,47 @@ def _tags(parsed: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- parser units
 
+
 def test_parse_plain_list_normalises_and_dedupes_keeping_first_explanation():
-    text = json.dumps([
-        {"tag": "  Poetry Writing ", "explanation": "asks for a poem"},
-        {"tag": "Haiku", "explanation": "a haiku form"},
-        {"tag": "poetry   writing", "explanation": "duplicate"},
-    ])
+    text = json.dumps(
+        [
+            {"tag": "  Poetry Writing ", "explanation": "asks for a poem"},
+            {"tag": "Haiku", "explanation": "a haiku form"},
+            {"tag": "poetry   writing", "explanation": "duplicate"},
+        ]
+    )
     parsed = parse_tags(text)
-    assert parsed == {"tags": [{"tag": "poetry writing", "explanation": "asks for a poem"},
-                               {"tag": "haiku", "explanation": "a haiku form"}]}
+    assert parsed == {
+        "tags": [
+            {"tag": "poetry writing", "explanation": "asks for a poem"},
+            {"tag": "haiku", "explanation": "a haiku form"},
+        ]
+    }
 
 
-@pytest.mark.parametrize("text", [
-    '```json\n[{"tag": "Math", "explanation": "arithmetic"}]\n```',
-    'Sure! Here are the tags:\n[{"tag": "Math", "explanation": "arithmetic"}]\nHope this helps.',
-    '{"tags": [{"tag": "Math", "explanation": "arithmetic"}]}',
-    json.dumps({"tags": json.dumps([{"tag": "Math", "explanation": "arithmetic"}])}),  # JSON string in JSON
-    json.dumps(json.dumps([{"tag": "Math", "explanation": "arithmetic"}])),  # the whole list as a string
-    '{"tag": "Math", "explanation": "arithmetic"}',  # one bare object
-    '[{"tag": "Math", "explanation": "arithmetic"}, {"tag": "Word Pro',  # truncated: regex fallback
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '```json\n[{"tag": "Math", "explanation": "arithmetic"}]\n```',
+        'Sure! Here are the tags:\n[{"tag": "Math", "explanation": "arithmetic"}]\nHope this helps.',
+        '{"tags": [{"tag": "Math", "explanation": "arithmetic"}]}',
+        json.dumps(
+            {"tags": json.dumps([{"tag": "Math", "explanation": "arithmetic"}])}
+        ),  # JSON string in JSON
+        json.dumps(json.dumps([{"tag": "Math", "explanation": "arithmetic"}])),  # the whole list as a string
+        '{"tag": "Math", "explanation": "arithmetic"}',  # one bare object
+        '[{"tag": "Math", "explanation": "arithmetic"}, {"tag": "Word Pro',  # truncated: regex fallback
+    ],
+)
 def test_parse_awkward_shapes_reach_the_same_value(text):
     assert parse_tags(text) == {"tags": [{"tag": "math", "explanation": "arithmetic"}]}
 
 
 def test_regex_fallback_pairs_explanations_and_unescapes():
     text = '[{"tag": "Code \\"Review\\"", "explanation": "reads code"} {"tag": "Python"} oops'
-    assert parse_tags(text) == {"tags": [{"tag": 'code "review"', "explanation": "reads code"},
-                                         {"tag": "python", "explanation": ""}]}
+    assert parse_tags(text) == {
+        "tags": [{"tag": 'code "review"', "explanation": "reads code"}, {"tag": "python", "explanation": ""}]
+    }
 
 
 @pytest.mark.parametrize("text", ["I cannot tag this.", "[]", '{"tags": []}', '[{"tag": "   "}]'])
@@ -89,16 +110,26 @@ ROWS = [
 
 
 def _script_rows(srv) -> None:
-    srv.script("haiku about autumn", json.dumps([
-        {"tag": "Poetry Writing", "explanation": "asks for a poem"},
-        {"tag": "Haiku", "explanation": "a haiku form"},
-        {"tag": "poetry writing", "explanation": "duplicate of the first"},
-        {"tag": "Nature", "explanation": "autumn leaves"},
-    ]))
-    srv.script("recursion to a child", 'Here are the tags:\n```json\n[{"tag": "Concept Explanation", '
-               '"explanation": "explain an idea"}, {"tag": "Programming", "explanation": "recursion"}]\n```')
-    srv.script("good morning", json.dumps({"tags": json.dumps([
-        {"tag": "Translation", "explanation": "English to French"}])}))
+    srv.script(
+        "haiku about autumn",
+        json.dumps(
+            [
+                {"tag": "Poetry Writing", "explanation": "asks for a poem"},
+                {"tag": "Haiku", "explanation": "a haiku form"},
+                {"tag": "poetry writing", "explanation": "duplicate of the first"},
+                {"tag": "Nature", "explanation": "autumn leaves"},
+            ]
+        ),
+    )
+    srv.script(
+        "recursion to a child",
+        'Here are the tags:\n```json\n[{"tag": "Concept Explanation", '
+        '"explanation": "explain an idea"}, {"tag": "Programming", "explanation": "recursion"}]\n```',
+    )
+    srv.script(
+        "good morning",
+        json.dumps({"tags": json.dumps([{"tag": "Translation", "explanation": "English to French"}])}),
+    )
     srv.script("17 times 23", "I cannot produce tags for this.")
     srv.script("could not be used", "Still no tags, sorry.")  # the re-ask gets no better
 
@@ -125,21 +156,35 @@ def test_single_turn_rows_end_to_end_and_rerun_sends_nothing(write_jsonl, fake_s
 
 
 def test_multi_turn_tags_every_user_turn_and_unions(write_jsonl, fake_server, tmp_path):
-    convo = {"conversations": [
-        {"from": "system", "value": "You are terse."},
-        {"from": "human", "value": "Plan a three-day trip to Kyoto."},
-        {"from": "gpt", "value": "Day 1: temples..."},
-        {"from": "human", "value": "Now make it vegetarian friendly and add a budget."},
-        {"from": "gpt", "value": "Sure..."},
-    ]}
+    convo = {
+        "conversations": [
+            {"from": "system", "value": "You are terse."},
+            {"from": "human", "value": "Plan a three-day trip to Kyoto."},
+            {"from": "gpt", "value": "Day 1: temples..."},
+            {"from": "human", "value": "Now make it vegetarian friendly and add a budget."},
+            {"from": "gpt", "value": "Sure..."},
+        ]
+    }
     data = write_jsonl([convo])
-    fake_server.script("trip to Kyoto", json.dumps([
-        {"tag": "Travel Planning", "explanation": "an itinerary"},
-        {"tag": "Japan", "explanation": "Kyoto"}]))
-    fake_server.script("vegetarian friendly", json.dumps([
-        {"tag": "Dietary Restriction", "explanation": "vegetarian"},
-        {"tag": "travel planning", "explanation": "still the trip"},
-        {"tag": "Budgeting", "explanation": "a budget"}]))
+    fake_server.script(
+        "trip to Kyoto",
+        json.dumps(
+            [
+                {"tag": "Travel Planning", "explanation": "an itinerary"},
+                {"tag": "Japan", "explanation": "Kyoto"},
+            ]
+        ),
+    )
+    fake_server.script(
+        "vegetarian friendly",
+        json.dumps(
+            [
+                {"tag": "Dietary Restriction", "explanation": "vegetarian"},
+                {"tag": "travel planning", "explanation": "still the trip"},
+                {"tag": "Budgeting", "explanation": "a budget"},
+            ]
+        ),
+    )
     result = _rate(data, fake_server, tmp_path)
     row = result.rows[0]
     assert fake_server.total == 2  # one call per user turn (P-I5), not one for the whole conversation
@@ -157,8 +202,17 @@ def test_multi_turn_tags_every_user_turn_and_unions(write_jsonl, fake_server, tm
 
 def test_structured_output_requests_the_schema_and_parses_the_wrapper(write_jsonl, fake_server, tmp_path):
     data = write_jsonl(ROWS[:1])
-    fake_server.script("haiku about autumn", json.dumps({"tags": [
-        {"tag": "Poetry Writing", "explanation": "asks for a poem"}, {"tag": "Haiku", "explanation": "form"}]}))
+    fake_server.script(
+        "haiku about autumn",
+        json.dumps(
+            {
+                "tags": [
+                    {"tag": "Poetry Writing", "explanation": "asks for a poem"},
+                    {"tag": "Haiku", "explanation": "form"},
+                ]
+            }
+        ),
+    )
     result = _rate(data, fake_server, tmp_path, structured=True)
     body = fake_server.requests[0].body
     assert body["response_format"]["type"] == "json_schema"
@@ -167,12 +221,14 @@ def test_structured_output_requests_the_schema_and_parses_the_wrapper(write_json
 
 
 def test_a_turn_failure_fails_the_sample_and_names_the_turn(write_jsonl, fake_server, tmp_path):
-    convo = {"conversations": [
-        {"from": "human", "value": "Summarise this article about whales."},
-        {"from": "gpt", "value": "Whales are..."},
-        {"from": "human", "value": "Rewrite it as a limerick."},
-        {"from": "gpt", "value": "There once..."},
-    ]}
+    convo = {
+        "conversations": [
+            {"from": "human", "value": "Summarise this article about whales."},
+            {"from": "gpt", "value": "Whales are..."},
+            {"from": "human", "value": "Rewrite it as a limerick."},
+            {"from": "gpt", "value": "There once..."},
+        ]
+    }
     data = write_jsonl([convo])
     fake_server.script("about whales", json.dumps([{"tag": "Summarization", "explanation": "summary"}]))
     fake_server.script("as a limerick", "no idea")

@@ -1,0 +1,74 @@
+"""DEITA ``direct`` mode: one 1-6 score per turn, read as an expectation over digit log-probs.
+
+methods.md 3.4 / pitfall P-D1: the score is sum k * p_k with p renormalised over the digit
+tokens 1..6 only.  A chat model behind an API is not a trained scorer, so the digit may not
+be the first token ("Score: 4"); the expectation is taken at the first position whose chosen
+token is the digit the reply states, within the first 16 tokens.  Without such a position (no
+log-probs, a number word, "4.5") the stated score is used and recorded as ``parsed``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from winnow.judges.parsing import expected_digit_score, score_from_text
+from winnow.types import Reply, TokenLogprob
+
+DIGITS = range(1, 7)
+SCORE_RANGE = (1.0, 6.0)
+SCAN_TOKENS = 16  # the engine also keeps only the first 16 positions in the record
+
+
+def digit_probs(position: TokenLogprob, digits: range = DIGITS) -> dict[str, float]:
+    """Probabilities of the digit tokens at one position, renormalised over the digits present.
+
+    Keys are strings ("1".."6") so the dict stores as JSON unchanged.  Digits absent from the
+    top alternatives are left out: the renormalisation covers the digits that were returned.
+    """
+    found: dict[int, float] = {}
+    alternatives = dict(position.top)
+    alternatives.setdefault(position.token, position.logprob)
+    for token, lp in alternatives.items():
+        stripped = token.strip()
+        if stripped.isdigit() and int(stripped) in digits and lp is not None and math.isfinite(lp):
+            k = int(stripped)
+            found[k] = max(found.get(k, -math.inf), lp)
+    if not found:
+        return {}
+    peak = max(found.values())
+    weights = {k: math.exp(lp - peak) for k, lp in found.items()}
+    total = sum(weights.values())
+    return {str(k): weights[k] / total for k in sorted(weights)}
+
+
+def score_position(logprobs: list[TokenLogprob] | None, stated: float) -> int | None:
+    """Index of the token that carries the stated score, or None."""
+    if not logprobs or stated != int(stated):
+        return None
+    for i, position in enumerate(logprobs[:SCAN_TOKENS]):
+        stripped = position.token.strip()
+        if stripped.isdigit() and int(stripped) == int(stated):
+            return i
+    return None
+
+
+def read_logprob_score(reply: Reply, stated: float) -> dict[str, Any]:
+    """The parsed value for a stated score: the logprob expectation when possible."""
+    index = score_position(reply.logprobs, stated)
+    if index is not None and reply.logprobs is not None:
+        probs = digit_probs(reply.logprobs[index])
+        expected = expected_digit_score(reply.logprobs[index:], DIGITS)
+        if probs and expected is not None:
+            return {"score": expected, "method": "logprobs", "digit_probs": probs, "stated": stated}
+    return {"score": stated, "method": "parsed", "digit_probs": {}, "stated": stated}
+
+
+def parse_direct(reply: Reply) -> dict[str, Any]:
+    """A 1-6 score from the text (number, "Score: n", number word); out of range is a ParseError.
+
+    The text is validated first even when log-probs exist, so a reply "7" or "nine" is re-asked
+    rather than turned into an expectation over digits the model did not mean.
+    """
+    stated = score_from_text(reply.text, *SCORE_RANGE)
+    return read_logprob_score(reply, stated)
