@@ -266,7 +266,11 @@ def test_unknown_suffix_is_sniffed_and_output_format_follows_input(tmp_path):
     assert json.loads(out.read_text()) == ds.rows
     with pytest.raises(DataError, match="cannot tell which format"):
         save(ds.rows, tmp_path / "result.out")
-    assert save(ds.rows, tmp_path / "forced.out", format="csv").read_text().startswith("instruction,output\n")
+    assert (
+        save(ds.rows, tmp_path / "forced.out", format="csv")
+        .read_bytes()
+        .startswith(b"instruction,output\r\n")
+    )
 
 
 def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):

@@ -89,6 +89,8 @@ def explain(data: bytes, exc: BaseException) -> JSONProblem:
     if isinstance(exc, RecursionError):
         return JSONProblem("value nested too deeply to decode")
     if isinstance(exc, json.JSONDecodeError):  # orjson's error subclasses it
+        if "depth" in exc.msg or "recursion" in exc.msg:  # orjson's own nesting limit
+            return JSONProblem("value nested too deeply to decode", exc.lineno)
         return JSONProblem(f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno)
     return JSONProblem(f"invalid JSON: {exc}")
 

@@ -143,7 +143,9 @@ def _cell(value: Any, name: str, index: int) -> str:
 def _csv_bytes(rows: Sequence[Row], name: str, delimiter: str) -> bytes:
     columns = _columns(rows)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    # "\r\n" (RFC 4180) also makes the csv module quote cells holding a bare "\r"; with "\n" it
+    # would not, and the reader would take that "\r" for a line break
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
     writer.writerow(columns)
     for i, row in enumerate(rows):
         writer.writerow([_cell(row.get(column), name, i) for column in columns])
