@@ -82,6 +82,13 @@ def test_zero_vectors_never_block_even_below_zero_threshold() -> None:
     assert r.indices == [0, 1, 2] and r.zero_vectors == 2
 
 
+def test_empty_pool() -> None:
+    r = deita_select([], [], None)
+    assert (r.indices, r.rejected, r.zero_vectors, r.failed) == ([], 0, 0, 0)
+    r = deita_select([None, None], np.ones((2, 3)), 5)  # every judgment failed
+    assert r.indices == [] and r.failed == 2 and not r.reached_budget
+
+
 def test_bad_input_is_named() -> None:
     with pytest.raises(ValueError, match="2 rows for 3 scores"):
         deita_select([1.0, 2.0, 3.0], np.zeros((2, 4)), 1)

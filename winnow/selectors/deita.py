@@ -134,6 +134,8 @@ def deita_select(
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or math.isnan(threshold):
         raise ValueError(f"threshold must be a number, got {threshold!r}")
     n = len(scores)
+    if n == 0 and len(vectors) == 0:
+        return DeitaResult([], 0, 0, cap == 0, 0)
     if not isinstance(vectors, MultiHot):
         vectors = np.asarray(vectors)
         if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number):
@@ -227,9 +229,9 @@ def _select_dense(order: np.ndarray, x: np.ndarray, limit: int, tau: float) -> t
             if nrm[j] == 0:
                 out.append(c)
                 continue
-            m = prev[j].max() if prev is not None else -np.inf
+            m = float(prev[j].max()) if prev is not None else -math.inf
             if acc:
-                m = max(m, gram[j, acc].max())
+                m = max(m, float(gram[j, acc].max()))
             if m > tau + margin:
                 rejected += 1
                 continue

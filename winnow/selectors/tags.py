@@ -14,7 +14,8 @@ the number of samples whose list contains it (a tag repeated inside one list cou
    alphanumeric character has an empty key and is dropped (P-I6: no canonical tag).
 3. semantic (only when ``semantic_embed`` is given): embed each group's canonical name; DBSCAN
    with min_samples=1 and ``eps`` a cosine *distance* radius (P-I3), which is exactly the
-   connected components of the graph "1 - cos <= eps".  A zero embedding has no neighbours.
+   connected components of the graph "1 - cos <= eps".  A zero embedding is at distance 1
+   from everything (sklearn's convention), so it stays alone for any sensible eps < 1.
 4. association: over per-sample sets of groups, rules A -> B with absolute support
    ``count(A and B) >= min_support`` and confidence ``count(A and B) / count(A) >=
    min_confidence``; tags linked by a rule merge, transitively ("recursively").  Only
@@ -139,12 +140,12 @@ def _semantic(names: list[str], embed: Callable[[list[str]], np.ndarray], eps: f
     if not np.isfinite(emb).all():
         raise ValueError("semantic_embed returned a NaN or infinite value")
     norm = np.linalg.norm(emb, axis=1)
-    emb = emb / np.where(norm > 0, norm, 1.0)[:, None]  # zero rows stay zero: cos 0, never an edge
+    emb = emb / np.where(norm > 0, norm, 1.0)[:, None]  # a zero row has cos 0 (distance 1), as in sklearn
     us, vs = [], []
     for a in range(0, len(names), 1024):
         dist = 1.0 - emb[a : a + 1024] @ emb.T
         i, j = np.nonzero(dist <= eps)  # DBSCAN's eps-neighbourhood is inclusive
-        keep = (j > i + a) & (norm[i + a] > 0) & (norm[j] > 0)
+        keep = j > i + a
         us.append(i[keep] + a)
         vs.append(j[keep])
     if not us:
