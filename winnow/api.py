@@ -16,6 +16,7 @@ from typing import Any
 
 from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
 from winnow.engine.stats import RunStats
+from winnow.judges.base import Judge
 from winnow.types import BadRow
 
 __all__ = ["PreflightError", "RateResult", "open_cache", "preflight_output", "rate"]
@@ -35,6 +36,9 @@ class RateResult:
     judges: list[str]
     bad_rows: list[BadRow] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
+    samples: list[Any] = field(default_factory=list)
+    keys: dict[str, list[list[str]]] = field(default_factory=dict)  # judge -> per-row cache keys
+    dataset: Any = None
 
     @property
     def skipped(self) -> int:
@@ -80,13 +84,13 @@ def resolve_model(cfg: ModelConfig) -> Iterator[ModelConfig]:
 
 def rate(
     data: str | Path,
-    judges: Sequence[str],
+    judges: Sequence[str | Judge],
     model: str,
     *,
     output: str | Path | None = None,
     api_base: str | None = None,
     api_key: str | None = None,
-    judge_models: dict[str, str] | None = None,
+    judge_models: dict[str, str | ModelConfig] | None = None,
     judge_options: dict[str, Any] | None = None,
     transport: str = "auto",
     structured: bool | None = None,
@@ -117,7 +121,7 @@ def rate(
     options = dict(judge_options or {})
     if structured is not None:
         options["structured"] = structured
-    judge_objects = [get_judge(spec, options) for spec in judges]
+    judge_objects = [spec if isinstance(spec, Judge) else get_judge(spec, options) for spec in judges]
     out_path = Path(output) if output is not None else None
     if out_path is not None:
         preflight_output(out_path)
@@ -127,9 +131,13 @@ def rate(
         cache = open_cache(cache_dir, use_cache)
         stack.callback(cache.close)
         runs = []
-        for spec, judge in zip(judges, judge_objects, strict=True):
-            chosen = (judge_models or {}).get(spec) or (judge_models or {}).get(judge.name) or model
-            cfg = ModelConfig(model=chosen, api_base=api_base, api_key=api_key, transport=transport)
+        for judge in judge_objects:
+            per_judge = {k.replace("-", "_"): v for k, v in (judge_models or {}).items()}
+            chosen = per_judge.get(judge.name) or model
+            if isinstance(chosen, ModelConfig):
+                cfg = chosen
+            else:
+                cfg = ModelConfig(model=chosen, api_base=api_base, api_key=api_key, transport=transport)
             runs.append(JudgeRun(judge, stack.enter_context(resolve_model(cfg))))
         engine = Engine(cache, settings, stats)
         with live_progress(stats, progress):
@@ -143,6 +151,14 @@ def rate(
         for j, judge in enumerate(judge_objects):
             row.update(judge.flatten(verdicts[j][i]))
         rows.append(row)
+    names = [j.name for j in judge_objects]
+    if "deita_complexity" in names and "deita_quality" in names:
+        from winnow.judges.deita import combine_deita
+
+        rows = combine_deita(rows)
+        columns.append("deita_score")
     if out_path is not None:
         save(rows, out_path, like=dataset)
-    return RateResult(rows, out_path, stats, [j.name for j in judge_objects], list(dataset.bad_rows), columns)
+    keys = {j.name: [v.keys for v in verdicts[n]] for n, j in enumerate(judge_objects)}
+    return RateResult(rows, out_path, stats, names, list(dataset.bad_rows), columns,
+                      list(dataset.samples), keys, dataset)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METHODS", "SelectResult", "column_values", "select"]
+__all__ = ["METHODS", "SelectResult", "column_values", "select", "select_rows"]
 
 METHODS = ("threshold", "instag", "deita")
 
@@ -78,6 +78,29 @@ def select(
     method: str = "threshold",
     *,
     output: str | Path | None = None,
+    layout: str | None = None,
+    column_map: dict[str, str] | None = None,
+    **options: Any,
+) -> SelectResult:
+    """Select rows of a judged file with ``method`` (threshold, instag or deita).
+
+    ``options`` are those of ``select_rows``.  The subset is written in the input's format.
+    """
+    from winnow.data import load, save
+
+    dataset = load(data, layout=layout, column_map=column_map)
+    result = select_rows([s.row for s in dataset.samples], method, samples=dataset.samples, path=str(data), **options)
+    if output is not None:
+        result.output = save(result.rows, Path(output), like=dataset)
+    return result
+
+
+def select_rows(
+    rows: list[dict[str, Any]],
+    method: str = "threshold",
+    *,
+    samples: list[Any] | None = None,
+    path: str = "rows",
     budget: int | None = None,
     score_column: str | None = None,
     min_score: float | None = None,
@@ -89,18 +112,11 @@ def select(
     api_base: str | None = None,
     threshold: float = 0.9,
     keep_order: bool = False,
-    layout: str | None = None,
-    column_map: dict[str, str] | None = None,
     cache_dir: str | Path | None = None,
 ) -> SelectResult:
-    """Select rows of a judged file with ``method`` (threshold, instag or deita)."""
-    from winnow.data import load, save
-
+    """Pick rows of an in-memory judged table; returns the chosen rows in output order."""
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
-    dataset = load(data, layout=layout, column_map=column_map)
-    rows = [s.row for s in dataset.samples]
-    path = str(data)
     notes: list[str] = []
     details: dict[str, Any] = {}
     if method == "threshold":
@@ -121,7 +137,7 @@ def select(
         from winnow.selectors.instag import instag_select
 
         if budget is None:
-            raise ValueError("--budget is required for --method instag")
+            raise ValueError("a budget is required for method instag")
         tag_sets = column_values(rows, tags_column, path)
         for i, tags in enumerate(tag_sets):
             if tags is not None and not isinstance(tags, list):
@@ -132,8 +148,10 @@ def select(
         if result.empty_tag_samples:
             notes.append(f"{result.empty_tag_samples} rows have no tags and are never selected")
     else:
+        if embed_model and samples is None:
+            raise ValueError("embedding samples needs the samples, not only rows")
         indices, deita_details = _deita(
-            rows, path, budget, score_column or "deita_score", tags_column, embedding_column,
+            rows, samples or [], path, budget, score_column or "deita_score", tags_column, embedding_column,
             embed_model, api_base, threshold, cache_dir,
         )
         details.update(deita_details)
@@ -150,14 +168,12 @@ def select(
         if add_rank:
             row["selection_rank"] = rank[idx]
         chosen.append(row)
-    out_path = Path(output) if output is not None else None
-    if out_path is not None:
-        save(chosen, out_path, like=dataset)
-    return SelectResult(chosen, indices, len(rows), method, out_path, notes, details)
+    return SelectResult(chosen, indices, len(rows), method, None, notes, details)
 
 
 def _deita(
     rows: list[dict[str, Any]],
+    samples: list[Any],
     path: str,
     budget: int | None,
     score_column: str,
@@ -182,9 +198,9 @@ def _deita(
         vectors: Any = np.asarray(values, dtype=np.float32)
         source = f"column {embedding_column}"
     elif embed_model:
-        from winnow.engine.embeddings import embed_rows
+        from winnow.engine.embeddings import embed_samples
 
-        vectors = embed_rows(rows, embed_model, api_base=api_base, cache_dir=cache_dir)
+        vectors = embed_samples(samples, embed_model, api_base=api_base, cache_dir=cache_dir)
         source = f"embeddings from {embed_model}"
     else:
         vectors = multi_hot(column_values(rows, tags_column, path))

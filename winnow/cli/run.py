@@ -1,0 +1,63 @@
+"""``winnow run pipeline.yaml``: the whole rate -> tag -> score -> select flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from winnow.cli.app import app, err, fail, resume_command
+
+
+@app.command()
+def run(
+    pipeline: Path = typer.Argument(..., help="A pipeline YAML file (see examples/)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Override the pipeline's default model."),
+    api_base: str | None = typer.Option(None, "--api-base", help="Override the pipeline's api_base."),
+    output_dir: Path | None = typer.Option(None, "--output-dir", help="Override outputs.dir."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."),
+    transport: str | None = typer.Option(None, "--transport", help="auto, fast or litellm."),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Stop sending once this run spent DOLLARS."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
+) -> None:
+    """Run a pipeline file; resumable: judgments already cached are not sent again."""
+    from winnow.api import PreflightError
+    from winnow.cache import CacheError
+    from winnow.data import DataError
+    from winnow.engine import FatalRunError, Interrupted
+    from winnow.judges.registry import UnknownJudge
+    from winnow.pipeline import Pipeline, PipelineError
+    from winnow.prompts import TemplateProblem
+
+    try:
+        spec = Pipeline.from_yaml(pipeline)
+        update: dict[str, object] = {}
+        if model:
+            update["model"] = model
+            update["judges"] = [j.model_copy(update={"model": None}) for j in spec.judges]
+        if api_base:
+            update["api_base"] = api_base
+        if cache_dir:
+            update["cache_dir"] = str(cache_dir)
+        if transport:
+            update["transport"] = transport
+        if max_cost is not None:
+            update["max_cost"] = max_cost
+        if output_dir:
+            update["outputs"] = spec.outputs.model_copy(update={"dir": str(output_dir)})
+        spec = spec.model_copy(update=update)
+        result = spec.run(progress=not quiet)
+    except (PipelineError, DataError, PreflightError, CacheError, UnknownJudge, TemplateProblem,
+            FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    except FatalRunError as exc:
+        fail(str(exc), code=1)
+    except Interrupted as exc:
+        err(f"\n{exc}: every finished judgment is cached. Resume with:\n  {resume_command()}")
+        raise typer.Exit(130) from None
+    from winnow.cli.summary import print_summary
+
+    print_summary(result.rate)
+    err(result.describe())
+    if result.rate.stats.stopped:
+        err(f"stopped early ({result.rate.stats.stopped}); resume with:\n  {resume_command()}")

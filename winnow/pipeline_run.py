@@ -1,0 +1,116 @@
+"""Carries out a ``Pipeline``: rate with every judge, normalise tags, select, write outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from winnow.pipeline import Pipeline, PipelineError, PipelineResult
+
+
+def _suffix(path: str) -> str:
+    suffix = Path(path).suffix
+    return suffix if suffix else ".jsonl"
+
+
+def run_pipeline(p: Pipeline, *, progress: bool = False) -> PipelineResult:
+    from winnow.api import preflight_output, rate
+    from winnow.data import save
+    from winnow.engine.config import EngineSettings, ModelConfig
+    from winnow.judges.registry import get_judge
+    from winnow.selection import select_rows
+
+    out_dir = Path(p.outputs.dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = _suffix(p.input)
+    judged_path = out_dir / (p.outputs.judged or f"judged{suffix}")
+    subset_path = out_dir / (p.outputs.subset or f"subset{suffix}") if p.select else None
+    judgments_path = out_dir / p.outputs.judgments
+    for target in (judged_path, subset_path, judgments_path):
+        if target is not None:
+            preflight_output(target)
+
+    judges = []
+    models: dict[str, Any] = {}
+    for step in p.judges:
+        judge = get_judge(step.name, step.options)
+        model = step.model or p.model
+        if model is None:
+            raise PipelineError(f"judge '{step.name}' has no model: set 'model' at the top or on the judge")
+        models[judge.name] = ModelConfig(model=model, api_base=step.api_base or p.api_base, api_key=p.api_key,
+                                         transport=p.transport)
+        judges.append(judge)
+    settings = EngineSettings(concurrency=p.concurrency, timeout=p.timeout, max_retries=p.max_retries,
+                              max_cost=p.max_cost, rpm=p.rpm, tpm=p.tpm)
+    rated = rate(p.input, judges, p.model or "", judge_models=models, cache_dir=p.cache_dir,
+                 on_bad_row=p.on_bad_row, layout=p.layout, column_map=p.map, id_column=p.id_column,
+                 settings=settings, progress=progress)
+    rows = rated.rows
+    notes: list[str] = []
+    normalization = None
+    if p.normalize is not None:
+        from winnow.tagging import normalize
+
+        n = p.normalize
+        normalization = normalize(rows, tags_column=n.tags_column, alpha=n.alpha, rule=n.rule,
+                                  embed_model=n.embed_model, api_base=p.api_base, eps=n.eps,
+                                  association=n.association, min_support=n.min_support,
+                                  min_confidence=n.min_confidence, cache_dir=p.cache_dir)
+        rows = normalization.rows
+        notes.append("tag vocabulary: " + " -> ".join(f"{s} {k}" for s, k in normalization.vocab_sizes))
+    save(rows, judged_path, like=rated.dataset)
+    selection = None
+    if p.select is not None and subset_path is not None:
+        s = p.select
+        selection = select_rows(
+            rows, s.method, samples=rated.samples, path=str(judged_path), budget=s.budget,
+            score_column=s.score_column, min_score=s.min_score, top_k=s.top_k, top_frac=s.top_frac,
+            tags_column=s.tags_column, embedding_column=s.embedding_column, embed_model=s.embed_model,
+            api_base=p.api_base, threshold=s.threshold, keep_order=s.keep_order, cache_dir=p.cache_dir,
+        )
+        save(selection.rows, subset_path, like=rated.dataset)
+        notes.extend(selection.notes)
+    write_judgments_table(judgments_path, rated, rows, selection)
+    report_path = None
+    if p.outputs.report:
+        report_path = out_dir / p.outputs.report
+        if not _write_report(report_path, p, rated, rows, selection):
+            report_path = None
+    return PipelineResult(subset_path, judged_path, judgments_path, report_path,
+                          len(selection.rows) if selection else 0, len(rows), rated, selection, normalization, notes)
+
+
+def write_judgments_table(path: Path, rated: Any, rows: list[dict[str, Any]], selection: Any) -> None:
+    """One row per sample, joinable by ``sample_id``: every judge column, cache keys, selection."""
+    import orjson
+    import pandas as pd
+
+    rank = {idx: r for r, idx in enumerate(selection.indices, start=1)} if selection else {}
+    judge_columns = list(dict.fromkeys([*rated.columns, "deita_score", "instag_tags_raw"]))
+    records = []
+    for i, (sample, row) in enumerate(zip(rated.samples, rows, strict=True)):
+        record: dict[str, Any] = {"sample_id": sample.id, "row_index": sample.index}
+        for column in judge_columns:
+            if column in row:
+                value = row[column]
+                record[column] = orjson.dumps(value).decode() if isinstance(value, list | dict) else value
+        for judge, keys in rated.keys.items():
+            record[f"{judge}_keys"] = ",".join(keys[i])
+        record["selected"] = i in rank
+        record["selection_rank"] = rank.get(i)
+        records.append(record)
+    frame = pd.DataFrame.from_records(records)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def _write_report(path: Path, p: Pipeline, rated: Any, rows: list[dict[str, Any]], selection: Any) -> bool:
+    try:
+        from winnow.audit.report import write_report
+    except ImportError:
+        return False
+    settings = p.model_dump(exclude={"api_key"})
+    write_report(rows, selection.rows if selection else None, judges=rated.judges, settings=settings,
+                 output=path)
+    return True
