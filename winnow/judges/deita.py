@@ -122,6 +122,23 @@ class _DeitaJudge(Judge):
             format_hint=f"one line '[k] Score: <1-6>' for each k from 1 to {n}",
         )
 
+    def sources(self) -> list[tuple[str, str]]:
+        """(label, source) of what this mode sends; scorer literals shown with repr() so the
+        spaces that must match byte for byte are visible."""
+        if self.mode == "direct":
+            return [(self.direct_template.name, self.direct_template.source)]
+        if self.mode == "evol":
+            ops = "\n".join(f"  op {i + 1}: {op}" for i, op in enumerate(self.ops))
+            return [(self.evol_template.name, self.evol_template.source),
+                    (self.rank_template.name, self.rank_template.source),
+                    (f"evolution operations (M = {self.evolutions})", ops)]
+        literal = complexity_prompt("{instruction}") if self.kind == "complexity" else quality_prompt(
+            "{instruction}", "{output}")
+        return [("DEITA scorer input (Python repr)", repr(literal))]
+
+    def output_schema(self) -> str:
+        return f"one {self.kind} score from 1 to 6 per user turn (mode {self.mode})"
+
     def preview(self, sample: Sample) -> list[tuple[str, list[dict[str, str]]]]:
         """The first call(s) this judge would send for ``sample`` (for ``winnow judges show``)."""
         out = []

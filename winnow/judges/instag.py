@@ -172,6 +172,12 @@ class InstagJudge(Judge):
             ),
         )
 
+    def output_schema(self) -> dict[str, Any]:
+        """What a reply must hold: the wrapper object when structured, else the bare list."""
+        if self.structured:
+            return TAGS_SCHEMA
+        return {"type": "array", "items": TAGS_SCHEMA["properties"]["tags"]["items"]}
+
     def preview(self, sample: Sample) -> list[tuple[str, list[dict[str, str]]]]:
         """The calls this judge would send for ``sample`` (for ``winnow judges show``)."""
         return [(s.purpose, s.messages) for s in (self.spec(t, q) for t, (q, _) in enumerate(sample.exchanges()))]
