@@ -9,6 +9,7 @@ from winnow.cli import rate as _rate  # noqa: F401  (registers commands)
 from winnow.cli import select as _select  # noqa: F401
 from winnow.cli import tags as _tags  # noqa: F401
 from winnow.cli import run as _run  # noqa: F401
+from winnow.cli import judges as _judges  # noqa: F401
 from winnow.cli.app import app
 
 __all__ = ["app", "main"]

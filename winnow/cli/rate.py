@@ -68,7 +68,7 @@ def rate(
         )
     except DataError as exc:
         fail(f"{exc}\n  hint: fix the row, or pass --on-bad-row skip to skip and report bad rows")
-    except (PreflightError, CacheError, UnknownJudge, TemplateProblem, FileNotFoundError) as exc:
+    except (PreflightError, CacheError, UnknownJudge, TemplateProblem, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     except FatalRunError as exc:
         fail(str(exc), code=1)
