@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
 from winnow.engine.stats import RunStats
@@ -90,7 +90,7 @@ def rate(
     output: str | Path | None = None,
     api_base: str | None = None,
     api_key: str | None = None,
-    judge_models: dict[str, str | ModelConfig] | None = None,
+    judge_models: Mapping[str, str | ModelConfig] | None = None,
     judge_options: dict[str, Any] | None = None,
     transport: str = "auto",
     structured: bool | None = None,
@@ -117,7 +117,10 @@ def rate(
 
     if not judges:
         raise ValueError("name at least one judge (e.g. --judge alpagasus)")
-    dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=on_bad_row)
+    if on_bad_row not in ("fail", "skip"):
+        raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
+    policy: Literal["fail", "skip"] = "skip" if on_bad_row == "skip" else "fail"
+    dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy)
     options = dict(judge_options or {})
     if structured is not None:
         options["structured"] = structured

@@ -58,8 +58,8 @@ def _logprobs(choice: Any) -> list[TokenLogprob] | None:
         top = {}
         for alt in tops:
             aget = alt.get if isinstance(alt, dict) else lambda k, _a=alt: getattr(_a, k, None)
-            top[str(aget("token"))] = float(aget("logprob"))
-        out.append(TokenLogprob(token=str(get("token")), logprob=float(get("logprob")), top=top))
+            top[str(aget("token"))] = float(aget("logprob") or 0.0)
+        out.append(TokenLogprob(token=str(get("token")), logprob=float(get("logprob") or 0.0), top=top))
     return out
 
 
