@@ -70,10 +70,14 @@ def open_cache(cache_dir: str | Path | None, use_cache: bool = True) -> Any:
     return cache
 
 
+def _is_local(model: str) -> bool:
+    return model == "local" or model.startswith("local/")
+
+
 @contextmanager
 def resolve_model(cfg: ModelConfig) -> Iterator[ModelConfig]:
     """Turn ``local`` / ``local/PATH.gguf`` into a running llama.cpp server for the run."""
-    if cfg.model == "local" or cfg.model.startswith("local/"):
+    if _is_local(cfg.model):
         from winnow.local import local_model
 
         with local_model(cfg) as resolved:
@@ -122,8 +126,10 @@ def rate(
     policy: Literal["fail", "skip"] = "skip" if on_bad_row == "skip" else "fail"
     dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy)
     options = dict(judge_options or {})
+    if structured is None and _is_local(model):
+        structured = True  # llama.cpp constrains output to the schema: 'ok' becomes the norm
     if structured is not None:
-        options["structured"] = structured
+        options.setdefault("structured", structured)
     judge_objects = [spec if isinstance(spec, Judge) else get_judge(spec, options) for spec in judges]
     out_path = Path(output) if output is not None else None
     if out_path is not None:

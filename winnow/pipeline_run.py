@@ -33,10 +33,13 @@ def run_pipeline(p: Pipeline, *, progress: bool = False) -> PipelineResult:
     judges = []
     models: dict[str, Any] = {}
     for step in p.judges:
-        judge = get_judge(step.name, step.options)
         model = step.model or p.model
         if model is None:
             raise PipelineError(f"judge '{step.name}' has no model: set 'model' at the top or on the judge")
+        options = dict(step.options)
+        if model == "local" or model.startswith("local/"):
+            options.setdefault("structured", True)  # constrained decoding on the local server
+        judge = get_judge(step.name, options)
         models[judge.name] = ModelConfig(model=model, api_base=step.api_base or p.api_base, api_key=p.api_key,
                                          transport=p.transport)
         judges.append(judge)
