@@ -1,0 +1,315 @@
+"""Dry-run cost estimate: how many calls a rate would send, their tokens and price, sending nothing.
+
+It replays the engine's offline pass (``winnow.engine.runner``): each judge's coroutine is
+driven by hand with an ``ask`` that answers from the cache and stops at the first miss, so
+the cache keys are computed by the engine's own ``_request_parts`` and a hit here is a hit
+in the real run.  This is the one audit module that reads the engine (the lead's brief:
+``--dry-run`` must agree with the engine on what is cached); it imports it inside
+``estimate`` only and never sends a request.
+
+Token counts: input tokens of every call still to send, by ``litellm.token_counter`` on the
+rendered messages (tiktoken for OpenAI-style models; litellm falls back to a default
+encoding for unknown names), or characters / 4 when litellm cannot count.  When the cache
+holds 20+ replies of the same model and address, the count is scaled by the ratio of the
+tokens that server reported to the tokens counted for those same prompts (its tokenizer is
+rarely tiktoken).  Calls that are
+not rendered yet are estimated: a multi-turn InsTag/DEITA sample sends one call per user
+turn (each turn's first call is rendered by ``judge.preview``); DEITA ``evol`` sends
+``evolutions`` + 1 calls per turn, estimated as that many times its first call.  Output
+tokens: the mean completion tokens of this judge's cached records (same fingerprint and
+model first, then any model), else the call's ``max_tokens`` (an upper bound).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+__all__ = ["CostEstimate", "JudgeEstimate", "estimate", "format_estimate"]
+
+
+@dataclass
+class JudgeEstimate:
+    judge: str
+    model: str
+    samples: int = 0
+    cached_samples: int = 0  # fully answered from the cache
+    calls: int = 0  # requests still to send (re-asks and retries not counted)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    output_basis: str = ""  # where the output tokens per call came from
+    input_basis: str = ""  # how input tokens were counted (and calibrated)
+    price_in: float = 0.0  # dollars per token
+    price_out: float = 0.0
+
+    @property
+    def cost(self) -> float:
+        return self.input_tokens * self.price_in + self.output_tokens * self.price_out
+
+
+@dataclass
+class CostEstimate:
+    rows: int
+    judges: list[JudgeEstimate] = field(default_factory=list)
+    counter: str = "litellm"
+
+    @property
+    def calls(self) -> int:
+        return sum(j.calls for j in self.judges)
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(j.input_tokens for j in self.judges)
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(j.output_tokens for j in self.judges)
+
+    @property
+    def cost(self) -> float:
+        return sum(j.cost for j in self.judges)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows, "calls": self.calls, "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens, "cost": round(self.cost, 6), "counter": self.counter,
+            "judges": [
+                {**{k: getattr(j, k) for k in ("judge", "model", "samples", "cached_samples", "calls",
+                                               "input_tokens", "output_tokens", "input_basis",
+                                               "output_basis")},
+                 "cost": round(j.cost, 6)}
+                for j in self.judges
+            ],
+        }
+
+
+Messages = list[dict[str, str]]
+
+
+class _Miss(Exception):
+    pass
+
+
+def _make_counter(model: str) -> tuple[Callable[[list[dict[str, str]]], int], str]:
+    def by_chars(messages: list[dict[str, str]]) -> int:
+        return max(1, sum(len(str(m.get("content") or "")) for m in messages) // 4)
+
+    try:
+        from winnow.engine.litellm_transport import import_litellm
+
+        litellm = import_litellm()
+        litellm.token_counter(model=model, messages=[{"role": "user", "content": "probe"}])
+    except Exception:  # litellm missing or cannot count this model
+        return by_chars, "chars/4"
+
+    def by_litellm(messages: list[dict[str, str]]) -> int:
+        try:
+            return int(litellm.token_counter(model=model, messages=messages))
+        except Exception:
+            return by_chars(messages)
+
+    return by_litellm, "litellm"
+
+
+@dataclass
+class _CacheFacts:
+    """What the cache already says about replies and the server's tokenizer."""
+
+    exact_means: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    judge_means: dict[str, float] = field(default_factory=dict)
+    # (model, api_base) -> [(recorded prompt tokens, sent messages)], a few hundred at most
+    prompts: dict[tuple[str, str | None], list[tuple[int, Messages]]] = field(default_factory=dict)
+
+
+CALIBRATION_RECORDS = 200
+
+
+def _cache_facts(cache: Any) -> _CacheFacts:
+    """Mean completion tokens per (judge, fingerprint, model) and per judge; calibration samples."""
+    sums: dict[Any, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    facts = _CacheFacts()
+    for record in cache.records():
+        usage = record.get("usage") or {}
+        tokens = usage.get("completion_tokens")
+        if not isinstance(tokens, int) or record.get("status") != "ok":
+            continue
+        exact = (record.get("judge"), record.get("fingerprint"), record.get("model"))
+        for key in (exact, record.get("judge")):
+            sums[key][0] += tokens
+            sums[key][1] += 1
+        messages = (record.get("key_parts") or {}).get("messages")
+        prompt = usage.get("prompt_tokens")
+        if not record.get("reasks") and isinstance(prompt, int) and isinstance(messages, list):
+            seen = facts.prompts.setdefault((str(record.get("model")), record.get("api_base")), [])
+            if len(seen) < CALIBRATION_RECORDS:
+                seen.append((prompt, messages))
+    facts.exact_means = {k: s / n for k, (s, n) in sums.items() if isinstance(k, tuple) and n}
+    facts.judge_means = {k: s / n for k, (s, n) in sums.items() if isinstance(k, str) and n}
+    return facts
+
+
+def _calibration(
+    facts: _CacheFacts, model: str, api_base: str | None, count: Callable[[list[dict[str, str]]], int]
+) -> float | None:
+    """recorded / counted prompt tokens over cached calls to this model and address.
+
+    A server's tokenizer is rarely tiktoken (Llama, Qwen, ... on vLLM; the fake server's
+    chars/4), so once the cache holds some of its replies the estimate is scaled to what the
+    server itself reports.  None without at least 20 such records.
+    """
+    from winnow.cache.key import normalise_api_base
+
+    seen = facts.prompts.get((model, normalise_api_base(api_base)), [])
+    if len(seen) < 20:
+        return None
+    counted = sum(count(m) for _, m in seen)
+    return sum(p for p, _ in seen) / counted if counted else None
+
+
+def _first_miss(engine: Any, jr: Any, sample: Any) -> tuple[int, Any]:
+    """Drive the judge as the engine's offline pass does: (cache hits before the first miss,
+    the missed CallSpec).  Hits -1 when the whole sample is answered from the cache."""
+    from winnow.cache import cache_key
+    from winnow.judges.base import Answer
+
+    hits = 0
+    missed: list[Any] = []
+
+    async def ask(spec: Any) -> Answer:
+        nonlocal hits
+        parts, _ = engine._request_parts(jr, spec)
+        record = engine._cached(cache_key(parts))
+        if record is None:
+            missed.append(spec)
+            raise _Miss
+        hits += 1
+        return Answer(record, cached=True)
+
+    coro = jr.judge.judge(sample, ask)
+    try:
+        coro.send(None)
+    except StopIteration:
+        return -1, None
+    except _Miss:
+        return hits, missed[0]
+    coro.close()  # awaited something other than ask: count it as not cached
+    return hits, None
+
+
+def estimate(
+    data: str | Path,
+    judges: Sequence[str],
+    model: str,
+    *,
+    api_base: str | None = None,
+    judge_models: dict[str, str] | None = None,
+    judge_options: dict[str, Any] | None = None,
+    structured: bool | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    on_bad_row: Literal["fail", "skip"] = "fail",
+    layout: str | None = None,
+    column_map: dict[str, str] | None = None,
+    id_column: str | None = None,
+    settings: Any = None,
+) -> CostEstimate:
+    """What ``rate`` with the same arguments would send, before anything is sent.
+
+    Same parameter names as ``winnow.api.rate``.  Local models (``local``) are priced at zero
+    and their cache is not consulted (their identity comes from the server a run starts).
+    """
+    from winnow.api import open_cache
+    from winnow.data import load
+    from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
+    from winnow.engine.pricing import token_prices
+    from winnow.engine.runner import Engine
+    from winnow.judges.registry import get_judge
+
+    dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=on_bad_row)
+    options = dict(judge_options or {})
+    if structured is not None:
+        options["structured"] = structured
+    result = CostEstimate(rows=len(dataset.samples))
+    cache = open_cache(cache_dir, use_cache)
+    try:
+        engine = Engine(cache, settings or EngineSettings())
+        facts = _cache_facts(cache)
+        counters: dict[str, tuple[Callable[[list[dict[str, str]]], int], str]] = {}
+        for spec_name in judges:
+            judge = get_judge(spec_name, options)
+            chosen = (judge_models or {}).get(spec_name) or (judge_models or {}).get(judge.name) or model
+            # ``local`` models get their cache identity from the server they start, which a dry
+            # run does not start: their calls all count as to send, at price zero.
+            jr = JudgeRun(judge, ModelConfig(model=chosen, api_base=api_base))
+            if chosen not in counters:
+                counters[chosen] = _make_counter(chosen)
+            count, result.counter = counters[chosen]
+            scale = _calibration(facts, chosen, api_base, count)
+            est = JudgeEstimate(judge.name, chosen)
+            if not (chosen == "local" or chosen.startswith("local/")):
+                est.price_in, est.price_out = token_prices(chosen)
+            per_turn = judge.evolutions + 1 if getattr(judge, "mode", None) == "evol" else 1  # type: ignore[attr-defined]
+            out_max: list[int] = []
+            seen: set[bytes] = set()
+            for sample in dataset.samples:
+                est.samples += 1
+                hits, missed = _first_miss(engine, jr, sample)
+                if hits < 0:
+                    est.cached_samples += 1
+                    continue
+                first = missed.messages if missed else []
+                preview = getattr(judge, "preview", None)
+                turns = [m for _, m in preview(sample)] if callable(preview) else [first]
+                done_turns, partial = divmod(hits, per_turn)
+                calls = 0
+                for idx, messages in enumerate(turns[done_turns:]):
+                    blob = orjson.dumps(messages)
+                    if blob in seen:  # an identical prompt of another sample: one request serves both
+                        continue
+                    seen.add(blob)
+                    n = per_turn - (partial if idx == 0 else 0)
+                    calls += n
+                    est.input_tokens += round(count(messages) * n * (scale or 1.0))
+                est.calls += calls
+                if missed:
+                    cap = missed.params.get("max_tokens") or judge.params.get("max_tokens")
+                    out_max.append(int(cap or 0) * calls)
+            if scale is not None:
+                est.input_basis = f"{result.counter} x {scale:.3f}, the server's own ratio on cached calls"
+            else:
+                est.input_basis = result.counter
+            mean = facts.exact_means.get((judge.name, judge.fingerprint, chosen))
+            mean = facts.judge_means.get(judge.name) if mean is None else mean
+            if mean is not None:
+                est.output_tokens = round(mean * est.calls)
+                est.output_basis = f"mean of cached {judge.name} replies ({mean:.0f} tokens/call)"
+            else:
+                est.output_tokens = sum(out_max)
+                est.output_basis = "max_tokens per call (upper bound)"
+            result.judges.append(est)
+    finally:
+        cache.close()
+    return result
+
+
+def format_estimate(est: CostEstimate) -> str:
+    """The estimate as text for the terminal."""
+    lines = [f"dry run: {est.rows} rows; nothing was sent (tokens counted by {est.counter})"]
+    for j in est.judges:
+        price = "no listed price" if not (j.price_in or j.price_out) else f"${j.cost:.4f}"
+        lines.append(
+            f"  {j.judge} on {j.model}: {j.cached_samples}/{j.samples} samples cached; "
+            f"{j.calls} calls to send; "
+            f"~{j.input_tokens:,} input + ~{j.output_tokens:,} output tokens; {price}"
+        )
+        lines.append(f"    input tokens: {j.input_basis}; output tokens: {j.output_basis}")
+    lines.append(
+        f"  total: {est.calls} calls, ~{est.input_tokens:,} input + ~{est.output_tokens:,} output tokens, "
+        f"~${est.cost:.4f}"
+    )
+    return "\n".join(lines)
