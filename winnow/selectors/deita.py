@@ -18,12 +18,10 @@ Selection, with batch_size = 1 as in the reference default (3.7)::
   cases behave as on paper (e.g. 9 shared of 10 tags each: cos = 0.9 is accepted at tau = 0.9),
   and the clamp keeps a duplicate at cos = 1 (not 1 + 1 ulp) so tau = 1 rejects nothing.
 
-Speed without changing the result: dense vectors are screened in float32 against a
-preallocated matrix of the selected rows, a batch of candidates at a time (one matmul for the
-batch vs. the selected set, one small Gram matrix inside the batch, then an exact sequential
-pass over the batch).  Any float32 similarity within a rigorous rounding margin of tau is
-recomputed in float64.  Multi-hot vectors use an inverted index tag -> selected rows, so
-memory stays O(nnz), never N x vocab or N x N.
+Speed without changing the result: dense vectors go through ``_deita_dense`` (batched float32
+screen with a rigorous rounding margin, float64 recheck near tau, and a hash pre-filter that
+only ever rejects with a certified witness).  Multi-hot vectors use an inverted index tag ->
+selected rows, so memory stays O(nnz), never N x vocab or N x N.
 """
 
 from __future__ import annotations
@@ -34,15 +32,13 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from winnow.selectors._deita_dense import select_dense
 from winnow.selectors._tagsets import intern_tag_sets, offsets
 
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["DeitaResult", "MultiHot", "deita_score", "deita_select", "multi_hot"]
-
-_BATCH = 256
-
 
 def deita_score(complexity_scores: Sequence[float], quality_scores: Sequence[float]) -> float:
     """Evol score s = sum_t c_t * q_t over user turns (methods.md 3.5, P-D3: not (sum c)(sum q))."""
@@ -147,7 +143,7 @@ def deita_select(
     if isinstance(vectors, MultiHot):
         sel, rejected, zeros = _select_sparse(order, vectors, limit, float(threshold))
     else:
-        sel, rejected, zeros = _select_dense(order, vectors, limit, float(threshold))
+        sel, rejected, zeros = select_dense(order, vectors, limit, float(threshold))
     return DeitaResult(sel, rejected, zeros, cap is not None and len(sel) == cap, failed)
 
 
@@ -186,69 +182,4 @@ def _select_sparse(order: np.ndarray, mh: MultiHot, limit: int, tau: float) -> t
         sel_len[k] = na
         k += 1
         out.append(c)
-    return out, rejected, zeros
-
-
-def _select_dense(order: np.ndarray, x: np.ndarray, limit: int, tau: float) -> tuple[list[int], int, int]:
-    """Float32 batched screen + float64 recheck inside the rounding margin (same result as sequential)."""
-    import numpy as np
-
-    d = x.shape[1]
-    norm2 = np.empty(len(x), dtype=np.float64)
-    for a in range(0, len(x), 8192):  # float64 norms without a float64 copy of the whole matrix
-        blk = x[a : a + 8192].astype(np.float64)
-        norm2[a : a + 8192] = np.einsum("ij,ij->i", blk, blk)
-    if not np.isfinite(norm2).all():
-        bad = int(np.flatnonzero(~np.isfinite(norm2))[0])
-        raise ValueError(f"row {bad}: field 'vectors' holds a NaN or infinite value")
-    margin = (d + 32) * 2.0**-24  # bound on |cos32 - cos| for unit vectors (gamma_d + normalisation)
-    sel32 = np.empty((min(limit, len(order), 4096) or 1, d), dtype=np.float32)
-    sel_rows: list[int] = []  # pool row of each selected non-zero vector (rows of sel32)
-    out: list[int] = []
-    rejected = 0
-    zeros = int(np.count_nonzero(norm2[order] == 0))
-
-    def exact_reject(c: int, rows: list[int]) -> bool:
-        xc = x[c].astype(np.float64)
-        dots = x[rows].astype(np.float64) @ xc
-        return bool((np.minimum(dots / np.sqrt(norm2[c] * norm2[rows]), 1.0) > tau).any())
-
-    for p in range(0, len(order), _BATCH):
-        if len(out) >= limit:
-            break
-        cand = order[p : p + _BATCH]
-        nrm = np.sqrt(norm2[cand])
-        xb = (x[cand].astype(np.float64) / np.where(nrm > 0, nrm, 1.0)[:, None]).astype(np.float32)
-        k = len(sel_rows)
-        prev = xb @ sel32[:k].T if k else None  # (B, k)
-        gram = xb @ xb.T
-        acc: list[int] = []  # batch positions accepted with a non-zero vector
-        for j, c in enumerate(cand.tolist()):
-            if len(out) >= limit:
-                break
-            if nrm[j] == 0:
-                out.append(c)
-                continue
-            m = float(prev[j].max()) if prev is not None else -math.inf
-            if acc:
-                m = max(m, float(gram[j, acc].max()))
-            if m > tau + margin:
-                rejected += 1
-                continue
-            if m > tau - margin:
-                near = [] if prev is None else [sel_rows[i] for i in np.flatnonzero(prev[j] > tau - margin)]
-                near += [int(cand[i]) for i in acc if gram[j, i] > tau - margin]
-                if exact_reject(c, near):
-                    rejected += 1
-                    continue
-            acc.append(j)
-            out.append(c)
-        if acc:
-            need = k + len(acc)
-            if need > len(sel32):
-                grown = np.empty((max(need, min(2 * len(sel32), limit)), d), dtype=np.float32)
-                grown[:k] = sel32[:k]
-                sel32 = grown
-            sel32[k:need] = xb[acc]
-            sel_rows.extend(int(cand[i]) for i in acc)
     return out, rejected, zeros
