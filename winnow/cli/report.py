@@ -1,0 +1,100 @@
+"""``winnow report``: a self-contained HTML report of judged file(s) and a selected subset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from winnow.cli.app import app, err, fail
+
+
+def detect_judges(rows: list[dict[str, Any]]) -> list[str]:
+    """Judges whose ``<judge>_status`` column the rows carry, in column order."""
+    found: dict[str, None] = {}
+    for row in rows[:200]:
+        for column in row:
+            if column.endswith("_status") and column != "status":
+                found.setdefault(column[: -len("_status")], None)
+    return list(found)
+
+
+@app.command()
+def report(
+    files: list[Path] = typer.Argument(None, help="Judged file(s); two files are compared side by side."),
+    output: Path = typer.Option(..., "-o", "--output", help="The HTML file to write."),
+    pool: Path | None = typer.Option(None, "--pool", help="The judged pool (default: the first FILE)."),
+    selected: Path | None = typer.Option(
+        None, "--selected", help="The selected subset (winnow select output)."
+    ),
+    judge: list[str] | None = typer.Option(
+        None, "--judge", "-j", help="Judges to show (default: all found)."
+    ),
+    threshold: float | None = typer.Option(None, "--threshold", help="Selection threshold for comparisons."),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read tokens and cost from the cache."),
+) -> None:
+    """Score distributions, tags, DEITA scatter, examples, failures, cost and provenance in one HTML file."""
+    from winnow.audit.compare import compare_rows
+    from winnow.audit.report import write_report
+    from winnow.cache import CacheError, JudgmentCache
+    from winnow.cli.compare import load_judged
+    from winnow.data import DataError
+
+    files = list(files or [])
+    pool_path = pool or (files[0] if files else None)
+    if pool_path is None:
+        fail("give a judged file (or --pool FILE)")
+    if len(files) > 2:
+        fail("give one judged file, or two to compare")
+    try:
+        pool_rows, ids = load_judged(pool_path)
+        selected_rows = load_judged(selected)[0] if selected else None
+        other = load_judged(files[1]) if len(files) == 2 else None
+    except (DataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    judges = judge or detect_judges(pool_rows)
+    compare = None
+    if other is not None:
+        compare = {}
+        for name in (j.replace("-", "_") for j in judges):
+            if any(f"{name}_status" in r for r in other[0][:200]):
+                compare[name] = compare_rows(
+                    pool_rows,
+                    other[0],
+                    name,
+                    names=(files[0].name, files[1].name),
+                    ids_a=ids,
+                    ids_b=other[1],
+                    threshold=threshold,
+                )
+    settings = {
+        "pool": str(pool_path),
+        "selected": str(selected) if selected else None,
+        "judges": judges,
+        "compared with": str(files[1]) if other is not None else None,
+    }
+    cache = None
+    if not no_cache:
+        try:
+            cache = JudgmentCache(cache_dir)
+        except CacheError as exc:
+            err(f"warning: no cache figures ({exc})")
+    try:
+        write_report(
+            pool_rows,
+            selected_rows,
+            judges=judges,
+            settings=settings,
+            cache=cache,
+            compare=compare,
+            output=output,
+            sample_ids=ids,
+        )
+    finally:
+        if cache is not None:
+            cache.close()
+    err(f"wrote {output}")
