@@ -149,8 +149,16 @@ def rate(
                 cfg = ModelConfig(model=chosen, api_base=api_base, api_key=api_key, transport=transport)
             runs.append(JudgeRun(judge, stack.enter_context(resolve_model(cfg))))
         engine = Engine(cache, settings, stats)
-        with live_progress(stats, progress):
-            verdicts = engine.run(dataset.samples, runs)
+        try:
+            with live_progress(stats, progress):
+                verdicts = engine.run(dataset.samples, runs)
+        finally:
+            if use_cache:
+                from winnow.cache.runs import append_run
+
+                append_run(cache.directory, stats.as_dict(), command="rate", data=str(data),
+                           judges=[j.name for j in judge_objects], models=sorted({r.model.model for r in runs}),
+                           output=str(out_path) if out_path else None)
     rows: list[dict[str, Any]] = []
     columns: list[str] = []
     for judge in judge_objects:

@@ -113,7 +113,10 @@ def _write_report(path: Path, p: Pipeline, rated: Any, rows: list[dict[str, Any]
         from winnow.audit.report import write_report
     except ImportError:
         return False
+    from winnow.cache import JudgmentCache
+
     settings = p.model_dump(exclude={"api_key"})
-    write_report(rows, selection.rows if selection else None, judges=rated.judges, settings=settings,
-                 output=path)
+    with JudgmentCache(p.cache_dir) as cache:
+        write_report(rows, selection.rows if selection else None, judges=rated.judges, settings=settings,
+                     cache=cache, output=path, sample_ids=[s.id for s in rated.samples])
     return True

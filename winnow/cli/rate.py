@@ -37,6 +37,7 @@ def rate(
     cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Estimate calls, tokens and cost; send nothing."),
 ) -> None:
     """Rate every row with the given judges; re-runs are served from the cache."""
     from winnow.api import PreflightError
@@ -58,6 +59,22 @@ def rate(
         concurrency=concurrency, timeout=timeout, max_retries=max_retries, rpm=rpm, tpm=tpm,
         max_cost=max_cost, retry_failed=retry_failed,
     )
+    if dry_run:
+        from winnow.audit.costs import estimate, format_estimate
+
+        try:
+            est = estimate(
+                data, judge, model, api_base=api_base, judge_models=parse_pairs(judge_model, "--judge-model"),
+                judge_options=options, structured=structured, cache_dir=cache_dir, use_cache=not no_cache,
+                on_bad_row=on_bad_row, layout=layout, column_map=parse_pairs(column_map, "--map") or None,
+                id_column=id_column, settings=settings,
+            )
+        except DataError as exc:
+            fail(str(exc))
+        except (CacheError, UnknownJudge, TemplateProblem, FileNotFoundError, ValueError) as exc:
+            fail(str(exc))
+        typer.echo(format_estimate(est))
+        return
     try:
         result = rate_api(
             data, judge, model, output=output, api_base=api_base, api_key=api_key,
