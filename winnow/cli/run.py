@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from winnow.cli.app import app, err, fail, resume_command
+
+if TYPE_CHECKING:
+    from winnow.pipeline import Pipeline
 
 
 @app.command()
@@ -19,6 +23,7 @@ def run(
     transport: str | None = typer.Option(None, "--transport", help="auto, fast or litellm."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop sending once this run spent DOLLARS."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Estimate calls, tokens and cost; send nothing."),
 ) -> None:
     """Run a pipeline file; resumable: judgments already cached are not sent again."""
     from winnow.api import PreflightError
@@ -46,6 +51,9 @@ def run(
         if output_dir:
             update["outputs"] = spec.outputs.model_copy(update={"dir": str(output_dir)})
         spec = spec.model_copy(update=update)
+        if dry_run:
+            _dry_run(spec)
+            return
         result = spec.run(progress=not quiet)
     except (PipelineError, DataError, PreflightError, CacheError, UnknownJudge, TemplateProblem,
             FileNotFoundError, ValueError) as exc:
@@ -61,3 +69,20 @@ def run(
     err(result.describe())
     if result.rate.stats.stopped:
         err(f"stopped early ({result.rate.stats.stopped}); resume with:\n  {resume_command()}")
+
+
+def _dry_run(spec: Pipeline) -> None:
+    """One estimate per judge step (each may have its own model), summed."""
+    from winnow.audit.costs import estimate, format_estimate
+
+    total = 0.0
+    for step in spec.judges:
+        est = estimate(
+            spec.input, [step.name], step.model or spec.model or "",
+            api_base=step.api_base or spec.api_base, judge_options=dict(step.options),
+            cache_dir=spec.cache_dir, layout=spec.layout, column_map=spec.map,
+            id_column=spec.id_column,
+        )
+        typer.echo(format_estimate(est))
+        total += est.cost
+    typer.echo(f"pipeline total: ~${total:.4f}")
