@@ -212,7 +212,7 @@ def estimate(
     structured: bool | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
-    on_bad_row: Literal["fail", "skip"] = "fail",
+    on_bad_row: str = "fail",
     layout: str | None = None,
     column_map: dict[str, str] | None = None,
     id_column: str | None = None,
@@ -230,7 +230,8 @@ def estimate(
     from winnow.engine.runner import Engine
     from winnow.judges.registry import get_judge
 
-    dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=on_bad_row)
+    policy: Literal["fail", "skip"] = "skip" if on_bad_row == "skip" else "fail"
+    dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy)
     options = dict(judge_options or {})
     if structured is not None:
         options["structured"] = structured
