@@ -22,6 +22,7 @@ from winnow.local.server import LocalServer, LocalSettings, wait_until_ready
 __all__ = ["local_model", "local_model_config"]
 
 LOCAL_API_KEY = "local"  # the server checks no key; OpenAI clients insist on one
+EXTERNAL_READY_TIMEOUT = 10.0  # seconds to wait for a server given by --api-base
 
 
 def local_model_config(cfg: ModelConfig, model_id: str, api_base: str) -> ModelConfig:
@@ -75,7 +76,7 @@ def local_model(cfg: ModelConfig, settings: LocalSettings | None = None) -> Iter
     if cfg.api_base:
         base = cfg.api_base.rstrip("/")
         try:
-            model_id = wait_until_ready(base, None, timeout=10.0)
+            model_id = wait_until_ready(base, None, timeout=EXTERNAL_READY_TIMEOUT)
         except LocalModelError as exc:
             raise LocalModelError(f"--model {cfg.model} --api-base {cfg.api_base}: {exc}") from None
         yield local_model_config(cfg, model_id, base)

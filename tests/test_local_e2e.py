@@ -1,0 +1,179 @@
+"""End to end on the real local judge: llama.cpp's server with SmolLM2-135M-Instruct.
+
+One server for the session (tests/localmodel.py); the CLI tests start their own through
+``--model local`` and check that nothing survives winnow, however winnow ends.
+Rows are the 20 shortest-output rows among the first 400 of alpaca_random_9k.json, to keep
+the judge's CPU time (and the suite) small; the prompt template dominates the length anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.localmodel import fixture_settings, local_gguf, local_server, parent_of, server_processes
+from winnow.api import open_cache, rate
+from winnow.engine.config import EngineSettings
+from winnow.local import LocalServer, wait_until_ready
+
+__all__ = ["local_gguf", "local_server"]  # fixtures used by name below
+
+pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def short_rows(alpaca_rows: list[dict], n: int) -> list[dict]:
+    pool = sorted(alpaca_rows[:400], key=lambda r: len(r["instruction"]) + len(r["input"]) + len(r["output"]))
+    return pool[:n]
+
+
+def test_alpagasus_structured_on_the_real_model(local_server: LocalServer, alpaca_rows, write_jsonl, tmp_path):
+    data = write_jsonl(short_rows(alpaca_rows, 20))
+    cache_dir = tmp_path / "cache"
+    started = time.monotonic()
+    first = rate(
+        data, ["alpagasus"], "local", api_base=local_server.api_base, structured=True,
+        cache_dir=cache_dir, output=tmp_path / "out.jsonl", settings=EngineSettings(concurrency=2),
+    )
+    elapsed = time.monotonic() - started
+    statuses = [row["alpagasus_status"] for row in first.rows]
+    assert set(statuses) <= {"ok", "judge_failed"}, statuses
+    ok = statuses.count("ok")
+    print(f"\nalpagasus on SmolLM2: {ok}/20 ok, {elapsed:.1f}s, load {os.getloadavg()[0]:.1f}")
+    # grammar-constrained JSON makes a parseable reply the norm even for a 135M model
+    assert ok >= 16, statuses
+    for row in first.rows:
+        if row["alpagasus_status"] == "ok":
+            assert 0.0 <= row["alpagasus_score"] <= 5.0
+    assert first.stats.calls == 20
+    with open_cache(cache_dir) as cache:
+        records = list(cache.records())
+    assert len(records) == 20
+    for record in records:
+        assert record["status"] in ("ok", "judge_failed")
+        assert record["raw"].strip(), record  # the raw reply is kept, parsed or not
+        assert record["model"] == "openai/SmolLM2-135M-Instruct.Q4_1.gguf"
+        assert record["api_base"] == "local:SmolLM2-135M-Instruct.Q4_1.gguf"  # not the port
+        if record["status"] == "ok":
+            assert json.loads(record["raw"])["score"] == record["parsed"]["score"]
+    second = rate(data, ["alpagasus"], "local", api_base=local_server.api_base, structured=True,
+                  cache_dir=cache_dir)
+    assert second.stats.calls == 0 and second.stats.requests == 0
+    assert second.stats.cache_hits == 20
+    assert [r["alpagasus_score"] for r in second.rows] == [r["alpagasus_score"] for r in first.rows]
+
+
+def test_deita_direct_on_the_real_model_keeps_logprobs(local_server: LocalServer, alpaca_rows, write_jsonl,
+                                                      tmp_path):
+    """DEITA direct asks for a bare digit and reads the expectation over the digit log-probs.
+
+    SmolLM2-135M does not follow "reply with a single digit" (it opens with "The answer to
+    the..." on every row we probed), so its direct scores mostly end judge_failed with the
+    reply kept.  What must hold whatever the model says: llama.cpp returned top-20 log-probs
+    through litellm, they are in the record, and any ok score is the digit expectation.
+    """
+    data = write_jsonl(short_rows(alpaca_rows, 1))
+    result = rate(data, ["deita-complexity", "deita-quality"], "local", api_base=local_server.api_base,
+                  cache_dir=tmp_path / "cache")
+    for row in result.rows:
+        for name in ("deita_complexity", "deita_quality"):
+            assert row[f"{name}_status"] in ("ok", "judge_failed")
+            if row[f"{name}_status"] == "ok" and row[f"{name}_method"] == "logprobs":
+                assert 1.0 < row[f"{name}_score"] < 6.0 and row[f"{name}_score"] != int(row[f"{name}_score"])
+            elif row[f"{name}_status"] == "judge_failed":
+                assert "score" in row[f"{name}_error"]
+    with open_cache(tmp_path / "cache") as cache:
+        records = list(cache.records())
+    assert len(records) == 2
+    for record in records:
+        assert record["raw"].strip()
+        assert record["params"]["top_logprobs"] == 20
+        first = record["logprobs"][0]  # top_logprobs came back from llama.cpp, per position
+        assert len(first["top"]) >= 10 and first["token"] in first["top"]
+        assert all(lp <= 0.0 for lp in first["top"].values())
+        assert "".join(p["token"] for p in record["logprobs"]) == record["raw"][: len("".join(
+            p["token"] for p in record["logprobs"]))]
+        if record["status"] == "ok" and record["parsed"]["method"] == "logprobs":
+            probs = record["parsed"]["digit_probs"]
+            assert abs(sum(probs.values()) - 1.0) < 1e-6
+            assert abs(sum(int(k) * p for k, p in probs.items()) - record["parsed"]["score"]) < 1e-6
+
+
+def test_instag_structured_tags(local_server: LocalServer, alpaca_rows, write_jsonl, tmp_path):
+    data = write_jsonl(short_rows(alpaca_rows, 1))
+    result = rate(data, ["instag"], "local", api_base=local_server.api_base, structured=True,
+                  cache_dir=tmp_path / "cache", settings=EngineSettings(concurrency=2))
+    statuses = [row["instag_status"] for row in result.rows]
+    assert set(statuses) <= {"ok", "judge_failed"}
+    assert "ok" in statuses, [row["instag_error"] for row in result.rows]
+    for row in result.rows:
+        if row["instag_status"] == "ok":
+            assert row["instag_tags"] and all(t == t.strip().lower() for t in row["instag_tags"])
+
+
+# ---------------------------------------------------------------- the CLI, and no orphans
+def _winnow(args: list[str], tmp_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, WINNOW_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    env.setdefault("WINNOW_LOCAL_N_THREADS", str(fixture_settings().n_threads))
+    return subprocess.Popen(
+        [sys.executable, "-c", "from winnow.cli import main; main()", *args],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for_server_of(pid: int, timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child, _ in server_processes().items():
+            if parent_of(child) == pid:
+                return child
+        time.sleep(0.1)
+    raise AssertionError(f"winnow (pid {pid}) started no local server within {timeout}s")
+
+
+def _gone(pid: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pid not in server_processes():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def cli_data(local_gguf, alpaca_rows, write_jsonl) -> Path:
+    return write_jsonl(short_rows(alpaca_rows, 12)[8:12], "cli.jsonl")
+
+
+def test_cli_rate_local_runs_and_leaves_no_server(cli_data, tmp_path):
+    proc = _winnow(["rate", str(cli_data), "--judge", "alpagasus", "--model", "local", "--structured",
+                    "-o", "out.jsonl", "-q"], tmp_path)
+    server = _wait_for_server_of(proc.pid)
+    _out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err.decode()
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(r["alpagasus_status"] in ("ok", "judge_failed") for r in rows)
+    assert _gone(server, timeout=2), "the server outlived a finished winnow rate"
+
+
+@pytest.mark.parametrize("when", ["loading", "serving"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_interrupted_cli_leaves_no_server(sig, when, cli_data, tmp_path):
+    proc = _winnow(["rate", str(cli_data), "--judge", "alpagasus", "--model", "local", "--structured",
+                    "--no-cache", "-q"], tmp_path)
+    server = _wait_for_server_of(proc.pid)
+    if when == "serving":  # the server answers and the first judgment is in flight
+        port = server_processes()[server].split("--port ")[1].split()[0]
+        wait_until_ready(f"http://127.0.0.1:{port}/v1", None, timeout=60)
+        time.sleep(0.5)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0 if sig == signal.SIGINT else proc.returncode == -9, proc.returncode
+    assert _gone(server), f"server {server} survived {sig.name} of winnow: {server_processes()}"
