@@ -177,3 +177,28 @@ def test_interrupted_cli_leaves_no_server(sig, when, cli_data, tmp_path):
     proc.communicate(timeout=60)
     assert proc.returncode != 0 if sig == signal.SIGINT else proc.returncode == -9, proc.returncode
     assert _gone(server), f"server {server} survived {sig.name} of winnow: {server_processes()}"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_local_prints_a_working_api_base_and_stops_cleanly(sig, local_gguf, write_jsonl, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WINNOW_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import winnow.cli.serve; from winnow.cli import main; main()",
+         "serve-local", "--port", "0", "--threads", str(fixture_settings().n_threads or 1)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()  # printed once the server answers
+        assert line.startswith("--model local --api-base http://127.0.0.1:"), line
+        api_base = line.split()[-1]
+        server = _wait_for_server_of(proc.pid, timeout=5)
+        data = write_jsonl([{"instruction": "Add 2 and 3.", "input": "", "output": "5"}])
+        result = rate(data, ["alpagasus"], "local", api_base=api_base, structured=True, cache_dir=tmp_path / "c")
+        assert result.stats.calls == 1 and result.rows[0]["alpagasus_status"] in ("ok", "judge_failed")
+    finally:
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped." in err
+    assert _gone(server, timeout=2)
