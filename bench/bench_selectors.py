@@ -1,6 +1,6 @@
 """Selector timings on seeded synthetic data (results in BENCHMARKS.md, "## Selectors").
 
-Usage: ``python bench/bench_selectors.py [all|instag|deita-dense|deita-clustered|deita-tags|tags]``
+Usage: ``python bench/bench_selectors.py [all|instag|deita-dense|deita-clustered|deita-exhausted|deita-tags|tags]``
 
 ``all`` runs each case in its own subprocess so that each peak RSS (resource.getrusage
 ru_maxrss, which includes the synthetic data) belongs to one case.  Only the selector call is
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-CASES = ["instag", "deita-dense", "deita-clustered", "deita-tags", "tags"]
+CASES = ["instag", "deita-dense", "deita-clustered", "deita-exhausted", "deita-tags", "tags"]
 
 
 def _timed(label: str, fn: Callable[[], Any], describe: Callable[[Any], str]) -> None:
@@ -48,18 +48,18 @@ def _deita_scores(n: int, rng: Any) -> list[float | None]:
     return rng.random(n).tolist()
 
 
-def bench_deita(clustered: bool) -> None:
+def bench_deita(clustered: bool, centres_n: int = 12_000) -> None:
     import numpy as np
 
     from winnow.selectors.deita import deita_select
 
     rng = np.random.default_rng(1)
     n, d = 300_000, 768
-    if clustered:  # 12K centres + noise: within-cluster cosine ~0.94 > 0.9, so most repeats are rejected
-        centres = rng.standard_normal((12_000, d), dtype=np.float32)
-        x = centres[rng.integers(0, 12_000, n)]
+    if clustered:  # centres + noise: within-cluster cosine ~0.94 > 0.9, so repeats are rejected
+        centres = rng.standard_normal((centres_n, d), dtype=np.float32)
+        x = centres[rng.integers(0, centres_n, n)]
         x += 0.25 * rng.standard_normal((n, d), dtype=np.float32)
-        label = "deita dense 300,000 x 768 clustered (12K centres)"
+        label = f"deita dense 300,000 x 768 clustered ({centres_n:,} centres)"
     else:
         x = rng.standard_normal((n, d), dtype=np.float32)
         label = "deita dense 300,000 x 768 gaussian"
@@ -140,6 +140,9 @@ def main(argv: list[str]) -> int:
         "instag": bench_instag,
         "deita-dense": lambda: bench_deita(False),
         "deita-clustered": lambda: bench_deita(True),
+        # worst case: only 8,000 distinct clusters, so the budget is never reached and every
+        # one of the 300K candidates is compared with every selected row
+        "deita-exhausted": lambda: bench_deita(True, 8_000),
         "deita-tags": bench_deita_tags,
         "tags": bench_tags,
     }[which]()

@@ -3,7 +3,8 @@
 Definition (see deita.py): candidate c is rejected iff some already-selected non-zero y has
 ``min(1, x.y / sqrt(|x|^2 |y|^2)) > tau`` in float64.  Two exact accelerations:
 
-1. Batches of ``_BATCH`` candidates: one float32 matmul against the selected matrix, one small
+1. Batches of ``_BATCH`` candidates: float32 matmuls against the selected matrix (``_CHUNK``
+   rows at a time; a candidate with a certain witness skips the remaining chunks), one small
    Gram matrix inside the batch, then a sequential pass over the batch in score order.
 2. Float32 similarities carry at most ``margin = (d + 32) * 2**-24`` absolute error for unit
    vectors (dot-product bound gamma_d plus normalisation); only values within that band of
@@ -17,13 +18,13 @@ tried: slower on accept-heavy pools, barely faster on reject-heavy ones, so it w
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
 
 _BATCH = 256
+_CHUNK = 1024
 
 
 def _norms(x: np.ndarray) -> np.ndarray:
@@ -62,6 +63,37 @@ class _Selected:
         self.rows.extend(rows)
 
 
+def _against_selected(
+    xl: np.ndarray, sel: _Selected, tau: float, margin: float
+) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
+    """Compare a batch with the selected rows, ``_CHUNK`` rows at a time.
+
+    Returns per candidate: the max float32 similarity (complete unless witnessed), whether a
+    similarity above ``tau + margin`` was found (a certified rejection: the remaining chunks
+    are skipped for that candidate, which halves the work on reject-heavy pools), and the
+    selected rows within the rounding band of tau (for the float64 recheck).
+    """
+    import numpy as np
+
+    prev_max = np.full(len(xl), -np.inf, dtype=np.float64)
+    witnessed = np.zeros(len(xl), dtype=bool)
+    near: dict[int, list[int]] = {}
+    todo = np.arange(len(xl))
+    for a in range(0, len(sel.rows), _CHUNK):
+        if not todo.size:
+            break
+        # (chunk x candidates): this orientation keeps OpenBLAS efficient on row slices
+        sims = sel.mat[a : min(a + _CHUNK, len(sel.rows))] @ xl[todo].T
+        mx = sims.max(axis=0).astype(np.float64)
+        prev_max[todo] = np.maximum(prev_max[todo], mx)
+        hit = mx > tau + margin
+        for r in np.flatnonzero((mx > tau - margin) & ~hit).tolist():
+            near.setdefault(int(todo[r]), []).extend((a + np.flatnonzero(sims[:, r] > tau - margin)).tolist())
+        witnessed[todo[hit]] = True
+        todo = todo[~hit]
+    return prev_max, witnessed, near
+
+
 def select_dense(order: np.ndarray, x: np.ndarray, limit: int, tau: float) -> tuple[list[int], int, int]:
     """Returns (selected pool rows in order, rejected count, zero-vector count in the pool)."""
     import numpy as np
@@ -84,12 +116,11 @@ def select_dense(order: np.ndarray, x: np.ndarray, limit: int, tau: float) -> tu
         cand = order[p : p + _BATCH]
         nrm = np.sqrt(norm2[cand])
         xb = (x[cand].astype(np.float64) / np.where(nrm > 0, nrm, 1.0)[:, None]).astype(np.float32)
-        k = len(sel.rows)
         live = nrm > 0
         pos = np.full(len(cand), -1)
         pos[live] = np.arange(int(live.sum()))  # row of each live candidate in prev / gram
         xl = xb[live]
-        prev = xl @ sel.mat[:k].T if k else None
+        prev_max, witnessed, near_prev = _against_selected(xl, sel, tau, margin)
         gram = xl @ xl.T
         acc: list[int] = []  # live positions accepted in this batch
         acc_j: list[int] = []
@@ -100,14 +131,17 @@ def select_dense(order: np.ndarray, x: np.ndarray, limit: int, tau: float) -> tu
                 out.append(c)
                 continue
             q = int(pos[j])
-            m = float(prev[q].max()) if prev is not None else -math.inf
+            if witnessed[q]:  # a selected row is certainly more similar than tau
+                rejected += 1
+                continue
+            m = float(prev_max[q])
             if acc:
                 m = max(m, float(gram[q, acc].max()))
             if m > tau + margin:
                 rejected += 1
                 continue
             if m > tau - margin:
-                near = [] if prev is None else [sel.rows[i] for i in np.flatnonzero(prev[q] > tau - margin)]
+                near = [sel.rows[i] for i in near_prev.get(q, [])]
                 near += [int(cand[acc_j[i]]) for i, a in enumerate(acc) if gram[q, a] > tau - margin]
                 if exact_reject(c, near):
                     rejected += 1
