@@ -21,7 +21,6 @@ transport never pays the ~5 s litellm import, whatever the model (``cost_of`` be
 
 from __future__ import annotations
 
-import asyncio
 import os
 from functools import lru_cache
 from typing import Any
@@ -114,7 +113,7 @@ class FastTransport:
                 status = response.status
                 raw = await response.read()
                 retry_after = response.headers.get("retry-after") if status == 429 else None
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise TransientError(f"Timeout: no reply from {url} within {request.timeout:g}s") from None
         except aiohttp.ClientError as exc:  # refused, reset, dropped mid-body, bad HTTP
             raise TransientError(redact(f"APIConnectionError: {type(exc).__name__}: {exc}", key)[:500]) from None

@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = ["SAFETY", "RateLimits", "RouteLimit", "TokenBucket", "estimate_tokens"]
 
-SAFETY = 0.97  # pace at 97% of the stated limit
+SAFETY = 0.95  # pace at 95% of the stated limit
 
 
 class TokenBucket:
