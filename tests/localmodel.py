@@ -4,9 +4,9 @@ Import the fixtures into a test module (``from tests.localmodel import local_ser
 server starts once per test session; tests skip (with the install command as the reason)
 only when the ``local`` extra or the model wheel is missing.
 
-Threads: one by default (``WINNOW_LOCAL_N_THREADS`` overrides).  On the 2-core test box
-the suite shares the CPU with other work, and llama.cpp's spinning thread barrier makes
-two threads three times *slower* than one under that contention (BENCHMARKS.md).
+Threads: one (``WINNOW_LOCAL_N_THREADS`` overrides), whatever the core count: the suite
+shares the CPU with other work, and llama.cpp's spinning thread barrier makes two threads
+two to three times *slower* than one under that contention (BENCHMARKS.md).
 """
 
 from __future__ import annotations

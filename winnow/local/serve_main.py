@@ -19,7 +19,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--alias", default=None, help="model id reported by /v1/models (default: file name)")
     parser.add_argument("--n-ctx", type=int, default=4096)
-    parser.add_argument("--n-threads", type=int, default=0, help="0: one per available core")
+    parser.add_argument("--n-threads", type=int, default=0, help="0: one per available core but one")
     parser.add_argument("--n-batch", type=int, default=512)
     parser.add_argument("--chat-format", default=None, help="default: the GGUF's own chat template")
     parser.add_argument("--verbose", action="store_true", help="llama.cpp's own logging")
@@ -33,6 +33,16 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default_threads() -> int:
+    """One thread per core but one, at least one.
+
+    Measured on the 2-core box (BENCHMARKS.md, Local judge): llama.cpp's threads spin at a
+    barrier, so two threads on two busy cores ran AlpaGasus at *half* the speed of one.
+    Leaving a core to winnow and everything else is the robust default.
+    """
+    return max(1, available_cores() - 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -43,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from winnow.local.compat import JsonSchemaCompat
 
-    threads = args.n_threads or available_cores()
+    threads = args.n_threads or default_threads()
     model_settings = ModelSettings(
         model=args.gguf,
         model_alias=args.alias or os.path.basename(args.gguf),

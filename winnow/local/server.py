@@ -1,6 +1,7 @@
 """One llama.cpp server on a loopback port: start, wait until it answers, stop.
 
-Defaults are tuned for a small CPU box (2 cores): one thread per available core, a 4096
+Defaults are tuned for a small CPU box (2 cores): one thread per available core but one
+(two threads on two busy cores measured twice as slow as one: BENCHMARKS.md), a 4096
 token context (AlpaGasus and DEITA judge prompts with a long Alpaca row stay well inside
 it; SmolLM2 was trained with 8192) and batch 512 for prompt processing.
 """
@@ -32,7 +33,7 @@ LOOPBACK = "127.0.0.1"
 
 @dataclass(slots=True)
 class LocalSettings:
-    """How the server runs.  ``n_threads=0`` means one per available core."""
+    """How the server runs.  ``n_threads=0`` means one per available core but one (at least 1)."""
 
     n_ctx: int = 4096
     n_threads: int = 0
