@@ -12,6 +12,7 @@ from winnow.cli import rate as _rate  # noqa: F401  (registers commands)
 from winnow.cli import report as _report  # noqa: F401
 from winnow.cli import run as _run  # noqa: F401
 from winnow.cli import select as _select  # noqa: F401
+from winnow.cli import serve as _serve  # noqa: F401
 from winnow.cli import tags as _tags  # noqa: F401
 from winnow.cli.app import app
 
