@@ -44,6 +44,7 @@ class JudgmentCache:
         if not os.access(self.directory, os.W_OK | os.X_OK):
             raise CacheError(f"cache directory {self.directory} is not writable")
         db = self.directory / "cache.db"
+        _refuse_foreign(db)
         try:
             self._dc = diskcache.Cache(
                 str(self.directory),
@@ -73,7 +74,10 @@ class JudgmentCache:
         return record if isinstance(record, dict) else None
 
     def put(self, key: str, record: dict[str, Any]) -> None:
-        self._dc.set(key, orjson.dumps(record))
+        try:
+            self._dc.set(key, orjson.dumps(record))
+        except (sqlite3.Error, OSError) as exc:  # disk full, read-only, locked past the timeout
+            raise CacheError(f"cannot write to the cache {self.directory / 'cache.db'}: {exc}") from exc
 
     def __contains__(self, key: str) -> bool:
         return key in self._dc
@@ -106,6 +110,28 @@ class JudgmentCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _refuse_foreign(db: Path) -> None:
+    """Refuse a ``cache.db`` that belongs to something else, before diskcache adds its tables to it."""
+    if not db.is_file() or db.stat().st_size == 0:
+        return
+    try:
+        con = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise CacheError(
+            f"{db} is not a usable winnow cache ({exc}); move it away or point --cache-dir elsewhere"
+        ) from exc
+    foreign = sorted(tables - {"Settings", "Cache"})
+    if foreign:
+        raise CacheError(
+            f"{db} is another program's database (tables {', '.join(foreign[:5])}), not a winnow cache; "
+            "move it away or point --cache-dir elsewhere"
+        )
 
 
 class NullCache(JudgmentCache):

@@ -201,11 +201,18 @@ class Engine:
 
         workers = [asyncio.ensure_future(worker()) for _ in range(max(1, settings.concurrency))]
         try:
-            done, still = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+            # poll, never wait unbounded: a signal must start the grace period even while every
+            # worker sits in a hung call; keep every finished task, so no worker's crash is lost
+            done: set[asyncio.Future[None]] = set()
+            still: set[asyncio.Future[None]] = set(workers)
             while still and not self._stopping and not fatal:
-                done, still = await asyncio.wait(still, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
+                finished, still = await asyncio.wait(still, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
+                done |= finished
+                if any(not t.cancelled() and t.exception() is not None for t in finished):
+                    self._stopping = "error"  # stop dispatching; the error is raised below
             if still:  # stopping: let in-flight calls finish within the grace period
-                _, still = await asyncio.wait(still, timeout=settings.grace_seconds)
+                finished, still = await asyncio.wait(still, timeout=settings.grace_seconds)
+                done |= finished
                 for task in still:
                     task.cancel()
                 await asyncio.gather(*still, return_exceptions=True)
@@ -222,7 +229,8 @@ class Engine:
             status = getattr(exc, "status", None)
             raise FatalRunError(f"{exc}\n  hint: {fatal_hint(status)}")
         if self._stopping and self._stopping.startswith("interrupted"):
-            raise Interrupted(self._stopping)
+            cached = self.stats.calls + self.stats.cache_hits  # the user asked how much is safe
+            raise Interrupted(f"{self._stopping} ({cached} judgments cached, {self.stats.calls} new this run)")
 
     def _transport_for(self, jr: JudgeRun) -> Any:
         kind = choose_transport(jr.model)
