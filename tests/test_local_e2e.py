@@ -80,10 +80,10 @@ def test_deita_direct_on_the_real_model_keeps_logprobs(local_server: LocalServer
     through litellm, they are in the record, and any ok score is the digit expectation.
     """
     data = write_jsonl(short_rows(alpaca_rows, 1))
-    result = rate(data, ["deita-complexity", "deita-quality"], "local", api_base=local_server.api_base,
+    result = rate(data, ["deita-complexity"], "local", api_base=local_server.api_base,
                   cache_dir=tmp_path / "cache")
     for row in result.rows:
-        for name in ("deita_complexity", "deita_quality"):
+        for name in ("deita_complexity",):
             assert row[f"{name}_status"] in ("ok", "judge_failed")
             if row[f"{name}_status"] == "ok" and row[f"{name}_method"] == "logprobs":
                 assert 1.0 < row[f"{name}_score"] < 6.0 and row[f"{name}_score"] != int(row[f"{name}_score"])
@@ -91,7 +91,7 @@ def test_deita_direct_on_the_real_model_keeps_logprobs(local_server: LocalServer
                 assert "score" in row[f"{name}_error"]
     with open_cache(tmp_path / "cache") as cache:
         records = list(cache.records())
-    assert len(records) == 2
+    assert len(records) == 1
     for record in records:
         assert record["raw"].strip()
         assert record["params"]["top_logprobs"] == 20
@@ -149,7 +149,7 @@ def _gone(pid: int, timeout: float = 15.0) -> bool:
 
 @pytest.fixture
 def cli_data(local_gguf, alpaca_rows, write_jsonl) -> Path:
-    return write_jsonl(short_rows(alpaca_rows, 12)[8:12], "cli.jsonl")
+    return write_jsonl(short_rows(alpaca_rows, 10)[8:10], "cli.jsonl")
 
 
 def test_cli_rate_local_runs_and_leaves_no_server(cli_data, tmp_path):
@@ -159,7 +159,7 @@ def test_cli_rate_local_runs_and_leaves_no_server(cli_data, tmp_path):
     _out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err.decode()
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert len(rows) == 4 and all(r["alpagasus_status"] in ("ok", "judge_failed") for r in rows)
+    assert len(rows) == 2 and all(r["alpagasus_status"] in ("ok", "judge_failed") for r in rows)
     assert _gone(server, timeout=2), "the server outlived a finished winnow rate"
 
 
@@ -193,9 +193,13 @@ def test_serve_local_prints_a_working_api_base_and_stops_cleanly(sig, local_gguf
         assert line.startswith("--model local --api-base http://127.0.0.1:"), line
         api_base = line.split()[-1]
         server = _wait_for_server_of(proc.pid, timeout=5)
-        data = write_jsonl([{"instruction": "Add 2 and 3.", "input": "", "output": "5"}])
-        result = rate(data, ["alpagasus"], "local", api_base=api_base, structured=True, cache_dir=tmp_path / "c")
-        assert result.stats.calls == 1 and result.rows[0]["alpagasus_status"] in ("ok", "judge_failed")
+        if sig == signal.SIGINT:  # once is enough: the printed address serves --model local
+            data = write_jsonl([{"instruction": "Add 2 and 3.", "input": "", "output": "5"}])
+            result = rate(data, ["alpagasus"], "local", api_base=api_base, structured=True,
+                          cache_dir=tmp_path / "c")
+            assert result.stats.calls == 1 and result.rows[0]["alpagasus_status"] in ("ok", "judge_failed")
+        else:
+            assert wait_until_ready(api_base, None, timeout=5) == local_gguf.name
     finally:
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
