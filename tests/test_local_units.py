@@ -187,3 +187,5 @@ def test_a_file_that_is_not_gguf_fails_with_the_server_log(tmp_path):
     message = str(info.value)
     assert "did not start" in message and str(bogus) in message and "log (" in message
     assert not server.running
+    assert server.log_path is not None and server.log_path.exists()  # kept for the user to read
+    server.log_path.unlink()

@@ -100,6 +100,17 @@ def wait_until_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: fl
     raise LocalModelError(f"the local server at {url} did not answer within {timeout:g}s ({last_error})")
 
 
+def _sweep_stale_logs() -> None:
+    """Remove logs of earlier winnow processes that died without cleaning up (kill -9)."""
+    if not Path("/proc/self").exists():  # liveness is read from /proc: Linux only
+        return
+    for path in Path(tempfile.gettempdir()).glob("winnow-local-*-*.log"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 class LocalServer:
     """llama.cpp's OpenAI-compatible server for one GGUF file, as a child process.
 
@@ -171,6 +182,7 @@ class LocalServer:
         )
 
     def _start_once(self) -> None:
+        _sweep_stale_logs()
         fd, name = tempfile.mkstemp(prefix=f"winnow-local-{os.getpid()}-", suffix=".log")
         self.log_path = Path(name)
         self._log = os.fdopen(fd, "wb")
