@@ -24,7 +24,7 @@ def serve_local(
     port: int = typer.Option(DEFAULT_PORT, "--port", min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free one."),
     n_ctx: int = typer.Option(4096, "--n-ctx", min=256, help="Context length in tokens."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads; 0: cores minus one (min 1)."),
-    verbose: bool = typer.Option(False, "--verbose", help="Show llama.cpp's own log."),
+    verbose: bool = typer.Option(False, "--verbose", help="llama.cpp's own log, in the server log file."),
 ) -> None:
     """Serve a GGUF model on 127.0.0.1 (OpenAI-compatible) until Ctrl-C."""
     from winnow.local import LocalModelError, LocalServer, LocalSettings, bundled_gguf
