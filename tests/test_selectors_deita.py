@@ -159,9 +159,14 @@ def test_multi_hot_matches_reference(tag_sets: list[list[str] | None], data: st.
     assert got == reference(scores, mh.to_dense().tolist(), budget, tau)
 
 
-def test_many_batches_clustered_float_vectors() -> None:
+@pytest.mark.parametrize("chunk", [1024, 7])
+def test_many_batches_clustered_float_vectors(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # 1,500 noisy copies of 30 centres: crosses many 256-candidate batches, with rejections
     # both against earlier batches and inside a batch; float32 screen vs float64 reference.
+    # chunk = 7 makes the selected set span many chunks, so certain-witness skipping is used.
+    import winnow.selectors._deita_dense as dense
+
+    monkeypatch.setattr(dense, "_CHUNK", chunk)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(30, 16))[rng.integers(0, 30, 1500)] + 0.4 * rng.normal(size=(1500, 16))
     x[rng.random(1500) < 0.02] = 0.0
