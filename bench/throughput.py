@@ -166,9 +166,9 @@ def main() -> None:
                     argv = winnow_argv(data, srv.url, name, a.concurrency, cache, work / f"out-{name}.jsonl")
                 res = run_child(argv)
                 results.setdefault(name, []).append(res)
-                print(f"rep {rep} {name}: {a.rows / res['rate_wall']:.0f} rows/s, "
-                      f"{1000 * res['rate_cpu'] / a.rows:.2f} ms CPU/row (process {1000 * res['proc_cpu'] / a.rows:.2f}),"
-                      f" {res['maxrss_mib']:.0f} MiB", flush=True)
+                cpu, proc = 1000 * res["rate_cpu"] / a.rows, 1000 * res["proc_cpu"] / a.rows
+                print(f"rep {rep} {name}: {a.rows / res['rate_wall']:.0f} rows/s, {cpu:.2f} ms CPU/row "
+                      f"(process {proc:.2f}), {res['maxrss_mib']:.0f} MiB", flush=True)
         summary = [summarise(n, results[n], a.rows) for n in contenders]
         # the cached re-run of the 9,229-row file: fill once, then time re-runs inside the process
         cache9k = tempfile.mkdtemp(prefix="cache-9k-", dir=work)
