@@ -88,8 +88,6 @@ except MemoryError:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="winnow/prompts: the sandbox does not bound '*' / '**' on strings "
-                   "(intercepted_binops); '{{ \"a\" * 10**10 }}' tries to allocate 10 GB. See RELIABILITY.md")
 def test_sandbox_refuses_a_template_that_asks_for_gigabytes() -> None:
     assert resource.RLIM_INFINITY is not None
     done = subprocess.run([sys.executable, "-c", _HUGE], cwd=ROOT, env=child_env(), capture_output=True,

@@ -106,6 +106,7 @@ def rate(
     id_column: str | None = None,
     settings: EngineSettings | None = None,
     progress: bool = False,
+    limit: int | None = None,
 ) -> RateResult:
     """Rate every row of ``data`` with every judge; write the annotated rows to ``output``.
 
@@ -125,6 +126,8 @@ def rate(
         raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
     policy: Literal["fail", "skip"] = "skip" if on_bad_row == "skip" else "fail"
     dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy)
+    if limit is not None:
+        del dataset.samples[limit:]  # a trial on the first rows; the rest are not read back out
     options = dict(judge_options or {})
     if structured is None and _is_local(model):
         structured = True  # llama.cpp constrains output to the schema: 'ok' becomes the norm

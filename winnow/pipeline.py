@@ -85,6 +85,7 @@ class Pipeline(_Strict):
     map: dict[str, str] | None = None
     id_column: str | None = None
     on_bad_row: str = "fail"
+    limit: int | None = Field(default=None, ge=1)  # judge only the first N rows (a trial run)
     judges: list[JudgeStep]
     normalize: NormalizeStep | None = None
     select: SelectStep | None = None

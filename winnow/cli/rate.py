@@ -38,6 +38,7 @@ def rate(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Estimate calls, tokens and cost; send nothing."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Rate only the first N rows (a trial)."),
 ) -> None:
     """Rate every row with the given judges; re-runs are served from the cache."""
     from winnow.api import PreflightError
@@ -46,6 +47,7 @@ def rate(
     from winnow.data import DataError
     from winnow.engine import EngineSettings, FatalRunError, Interrupted
     from winnow.judges.registry import UnknownJudge
+    from winnow.local.files import LocalModelError
     from winnow.prompts import TemplateProblem
 
     if on_bad_row not in ("fail", "skip"):
@@ -81,11 +83,12 @@ def rate(
             judge_models=parse_pairs(judge_model, "--judge-model"), judge_options=options,
             transport=transport, structured=structured, cache_dir=cache_dir, use_cache=not no_cache,
             on_bad_row=on_bad_row, layout=layout, column_map=parse_pairs(column_map, "--map") or None,
-            id_column=id_column, settings=settings, progress=not quiet,
+            id_column=id_column, settings=settings, progress=not quiet, limit=limit,
         )
     except DataError as exc:
         fail(f"{exc}\n  hint: fix the row, or pass --on-bad-row skip to skip and report bad rows")
-    except (PreflightError, CacheError, UnknownJudge, TemplateProblem, FileNotFoundError, ValueError) as exc:
+    except (PreflightError, CacheError, UnknownJudge, TemplateProblem, FileNotFoundError, ValueError,
+            LocalModelError) as exc:
         fail(str(exc))
     except FatalRunError as exc:
         fail(str(exc), code=1)

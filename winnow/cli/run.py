@@ -31,6 +31,7 @@ def run(
     from winnow.data import DataError
     from winnow.engine import FatalRunError, Interrupted
     from winnow.judges.registry import UnknownJudge
+    from winnow.local.files import LocalModelError
     from winnow.pipeline import Pipeline, PipelineError
     from winnow.prompts import TemplateProblem
 
@@ -56,7 +57,7 @@ def run(
             return
         result = spec.run(progress=not quiet)
     except (PipelineError, DataError, PreflightError, CacheError, UnknownJudge, TemplateProblem,
-            FileNotFoundError, ValueError) as exc:
+            FileNotFoundError, ValueError, LocalModelError) as exc:
         fail(str(exc))
     except FatalRunError as exc:
         fail(str(exc), code=1)

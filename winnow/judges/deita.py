@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from winnow.judges.base import Ask, CallSpec, Judge, Verdict, combine_fingerprint
-from winnow.judges.deita_direct import parse_direct
+from winnow.judges.deita_direct import DIRECT_SCHEMA, parse_direct, parse_direct_json
 from winnow.judges.deita_evol import COMPLEXITY_OPS, QUALITY_OPS, choose_op, parse_evolution, parse_rank
 from winnow.judges.deita_scorer import complexity_prompt, parse_scorer, quality_prompt
 from winnow.prompts import builtin_template
@@ -45,8 +45,12 @@ class _DeitaJudge(Judge):
     kind = ""  # "complexity" or "quality"
     columns = ("score", "scores", "method")
 
-    def __init__(self, mode: str = "direct", evolutions: int = 5, scorer_fallback: float | None = None) -> None:
+    def __init__(
+        self, mode: str = "direct", evolutions: int = 5, scorer_fallback: float | None = None,
+        structured: bool = False,
+    ) -> None:
         super().__init__()
+        self.structured = bool(structured)  # direct mode only: {"score": digit} under a JSON schema
         if mode not in MODES:
             raise ValueError(f"{self.name}: unknown mode '{mode}': use one of {', '.join(MODES)}")
         if int(evolutions) < 1:
@@ -66,7 +70,7 @@ class _DeitaJudge(Judge):
     def fingerprint(self) -> str:
         parts: list[Any] = [self.name, self.mode, PARSER_VERSION]
         if self.mode == "direct":
-            parts.append(self.direct_template.hash)
+            parts += [self.direct_template.hash, self.structured]
         elif self.mode == "evol":
             parts += [self.evol_template.hash, self.rank_template.hash, self.evolutions, list(self.ops)]
         # scorer: the literal templates are in the rendered messages, which the key covers;
@@ -76,12 +80,15 @@ class _DeitaJudge(Judge):
     # ------------------------------------------------------------------ call specs
     def direct_spec(self, turn: int, query: str, response: str) -> CallSpec:
         return CallSpec(
-            messages=self.direct_template.render_messages(query=query, response=response),
-            parse=parse_direct,
+            messages=self.direct_template.render_messages(query=query, response=response, structured=self.structured),
+            parse=parse_direct_json if self.structured else parse_direct,
             purpose=f"turn{turn}",
+            schema=DIRECT_SCHEMA if self.structured else None,
             top_logprobs=TOP_LOGPROBS,
             params={"max_tokens": 16},
-            format_hint="the score as a single digit from 1 to 6",
+            format_hint=(
+                'a JSON object {"score": <digit 1-6>}' if self.structured else "the score as a single digit from 1 to 6"
+            ),
         )
 
     def scorer_spec(self, turn: int, query: str, response: str) -> CallSpec:

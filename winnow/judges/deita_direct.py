@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from winnow.judges.parsing import expected_digit_score, score_from_text
+from winnow.judges.base import ParseError
+from winnow.judges.parsing import expected_digit_score, extract_json, score_from_text
 from winnow.types import Reply, TokenLogprob
 
 DIGITS = range(1, 7)
@@ -72,3 +73,26 @@ def parse_direct(reply: Reply) -> dict[str, Any]:
     """
     stated = score_from_text(reply.text, *SCORE_RANGE)
     return read_logprob_score(reply, stated)
+
+
+# With constrained decoding the digit comes right after '{"score": ', so the expectation is
+# read at that token (score_position finds it among the first 16 tokens).
+DIRECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 6}},
+    "required": ["score"],
+}
+
+
+def parse_direct_json(reply: Reply) -> dict[str, Any]:
+    """``{"score": n}`` from a structured reply; falls back to the free-text reading."""
+    try:
+        data = extract_json(reply.text)
+    except ParseError:
+        return parse_direct(reply)
+    value = data.get("score") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParseError('expected {"score": <digit 1-6>}')
+    if not SCORE_RANGE[0] <= float(value) <= SCORE_RANGE[1]:
+        raise ParseError(f"the score {value} is outside 1-6")
+    return read_logprob_score(reply, float(value))

@@ -29,9 +29,12 @@ TAGS_SCHEMA: dict[str, Any] = {
     "properties": {
         "tags": {
             "type": "array",
+            # at least one tag: constrained decoding otherwise lets small models answer "[]"
+            "minItems": 1,
+            "maxItems": 12,
             "items": {
                 "type": "object",
-                "properties": {"tag": {"type": "string"}, "explanation": {"type": "string"}},
+                "properties": {"tag": {"type": "string", "minLength": 2}, "explanation": {"type": "string"}},
                 "required": ["tag", "explanation"],
             },
         }

@@ -88,14 +88,33 @@ class PromptTemplate:
             raise TemplateProblem(f"{self.name}{where}: {exc}") from exc
 
 
+MAX_RESULT_CHARS = 1_000_000  # no legitimate prompt template builds more than this by arithmetic
+MAX_POWER = 10_000
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Any:
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-    env = ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, trim_blocks=True
-    )
+    class _Environment(ImmutableSandboxedEnvironment):
+        """Also refuses size bombs: ``'a' * 10**10`` or ``9 ** 10**8`` would exhaust memory
+        or CPU before Jinja's own sandbox objects, so ``*`` and ``**`` are checked first."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "**":
+                if isinstance(right, int | float) and abs(right) > MAX_POWER:
+                    raise SecurityError(f"exponent {right} is too large")
+                return super().call_binop(context, operator, left, right)
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(count, int) and not isinstance(count, bool):
+                    if len(seq) * count > MAX_RESULT_CHARS:
+                        raise SecurityError(f"repeating a sequence {count} times is too large")
+            return super().call_binop(context, operator, left, right)
+
+    env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, trim_blocks=True)
     env.filters["data"] = data_block
     return env
 
