@@ -24,6 +24,7 @@ from winnow.cache.store import SCHEMA_VERSION
 from winnow.engine.config import EngineSettings, JudgeRun
 from winnow.engine.limiter import Limiter
 from winnow.engine.pricing import cost_of
+from winnow.engine.ratelimit import RateLimits
 from winnow.engine.stats import RunStats
 from winnow.engine.transport import ChatRequest, FatalError, TransientError, fatal_hint
 from winnow.engine.transports import choose_transport, make_transport
@@ -101,7 +102,7 @@ class Engine:
         self.stats.rows_done += 1
         if verdict.status != Status.OK:
             self.stats.rows_failed += 1
-            reason = (verdict.reason or "unknown").split(":", 1)[0][:80]
+            reason = (verdict.reason or "unknown").split(": ", 1)[0][:80]
             self.stats.failure_reasons[reason] += 1
 
     def _request_parts(self, jr: JudgeRun, spec: CallSpec) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -142,7 +143,7 @@ class Engine:
         try:
             coro.send(None)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            return done.value
         except _Miss:
             return None
         coro.close()  # the judge awaited something real; let the online pass run it
@@ -158,6 +159,7 @@ class Engine:
     ) -> None:
         settings = self.settings
         self._limiter = Limiter(settings.concurrency)
+        self._rates = RateLimits(settings.rpm, settings.tpm)  # per (model, api_base), all judges
         self.stats.concurrency_limit = self._limiter.limit
         queue = iter(pending)
         loop = asyncio.get_running_loop()
@@ -307,7 +309,8 @@ class Engine:
         latency = time.monotonic() - started
         prompt_tokens = sum(r.usage.prompt_tokens for r in replies)
         completion_tokens = sum(r.usage.completion_tokens for r in replies)
-        cost = cost_of(jr.model.model, prompt_tokens, completion_tokens)
+        # the fast transport prices from litellm's table without importing litellm (~5 s)
+        cost = getattr(transport, "cost_of", cost_of)(jr.model.model, prompt_tokens, completion_tokens)
         self.stats.calls += 1
         self.stats.prompt_tokens += prompt_tokens
         self.stats.completion_tokens += completion_tokens
@@ -346,6 +349,7 @@ class Engine:
         settings = self.settings
         limiter = self._limiter
         assert limiter is not None
+        route = self._rates.route(request.model, request.api_base)
         attempts = 0
 
         def wait(retry_state: Any) -> float:
@@ -368,18 +372,25 @@ class Engine:
                     attempts += 1
                     if attempts > 1:
                         self.stats.retries += 1
-                    await limiter.acquire()
-                    self.stats.requests += 1
-                    try:
+                    epoch = await limiter.acquire()
+                    used: int | None = None
+                    estimate = 0
+                    try:  # slot first, then rate tokens, then send at once (see ratelimit.py)
+                        if route is not None:
+                            estimate = await route.acquire(request.messages, request.params.get("max_tokens"))
+                        self.stats.requests += 1
                         reply = await transport.complete(request)
+                        used = reply.usage.total
                     except TransientError as exc:
                         if exc.status == 429:
-                            limiter.rate_limited(exc.retry_after)
+                            limiter.rate_limited(exc.retry_after, epoch)
                             self.stats.concurrency_limit = limiter.limit
                         raise
                     finally:
                         limiter.release()
-                    limiter.succeeded()
+                        if route is not None:
+                            route.settle(estimate, used)
+                    limiter.succeeded(epoch)
                     self.stats.concurrency_limit = limiter.limit
                     return reply, attempts
         except TransientError as exc:
