@@ -326,9 +326,16 @@ def test_hf_directory_without_datasets_names_the_extra(tmp_path, monkeypatch):
 
 def test_hf_directory_round_trip(tmp_path):
     datasets = pytest.importorskip("datasets")
-    datasets.Dataset.from_list(MESSAGES_ROWS).save_to_disk(str(tmp_path / "hf"))
+    # Arrow needs one type per column, so every message content here is a plain string
+    rows = [
+        {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}], "tag": 1},
+        {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"},
+                      {"role": "assistant", "content": "hello"}], "tag": 2},
+    ]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "hf"))
     ds = load(tmp_path / "hf")
-    assert ds.format == "hf" and ds.rows == MESSAGES_ROWS
+    assert ds.format == "hf" and ds.rows == rows
+    assert [len(s.turns) for s in ds.samples] == [2, 3]
     with pytest.raises(DataError, match="cannot tell which format"):
         save(ds.rows, tmp_path / "out", like=ds)
 

@@ -9,6 +9,7 @@ so re-running a pipeline sends only what is missing.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ class Pipeline(_Strict):
         def fix(value: str | None) -> str | None:
             if value is None or Path(value).is_absolute() or value == "local" or value.startswith("local/"):
                 return value
-            return str(base / value)
+            return os.path.normpath(base / value)
 
         update: dict[str, Any] = {"input": fix(self.input), "outputs": self.outputs.model_copy(
             update={"dir": fix(self.outputs.dir)})}
