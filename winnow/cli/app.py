@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
@@ -62,3 +64,30 @@ def resume_command() -> str:
         elif arg.startswith("--api-key="):
             args[i] = "--api-key=$API_KEY"
     return "winnow " + shlex.join(args)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one clear line and an exit code, never a traceback.
+
+    2: bad input or setup (nothing was sent); 1: the model refused every request; 130: interrupted
+    (everything finished is cached, and the resume command is printed).
+    """
+    from winnow.api import PreflightError
+    from winnow.cache import CacheError
+    from winnow.data import DataError
+    from winnow.engine import FatalRunError, Interrupted
+    from winnow.local.files import LocalModelError
+    from winnow.prompts import TemplateProblem
+
+    try:
+        yield
+    except DataError as exc:
+        fail(f"{exc}\n  hint: fix the row, or pass --on-bad-row skip to skip and report bad rows")
+    except (PreflightError, CacheError, TemplateProblem, FileNotFoundError, ValueError, LocalModelError) as exc:
+        fail(str(exc))  # UnknownJudge and PipelineError are ValueErrors too
+    except FatalRunError as exc:
+        fail(str(exc), code=1)
+    except Interrupted as exc:
+        err(f"\n{exc}: every finished judgment is cached. Resume with:\n  {resume_command()}")
+        raise typer.Exit(130) from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from winnow.cli.app import app, coerce, err, fail, parse_pairs, resume_command
+from winnow.cli.app import app, coerce, err, fail, parse_pairs, resume_command, user_errors
 
 
 @app.command()
@@ -41,14 +41,8 @@ def rate(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Rate only the first N rows (a trial)."),
 ) -> None:
     """Rate every row with the given judges; re-runs are served from the cache."""
-    from winnow.api import PreflightError
     from winnow.api import rate as rate_api
-    from winnow.cache import CacheError
-    from winnow.data import DataError
-    from winnow.engine import EngineSettings, FatalRunError, Interrupted
-    from winnow.judges.registry import UnknownJudge
-    from winnow.local.files import LocalModelError
-    from winnow.prompts import TemplateProblem
+    from winnow.engine import EngineSettings
 
     if on_bad_row not in ("fail", "skip"):
         fail("--on-bad-row must be fail or skip")
@@ -64,20 +58,16 @@ def rate(
     if dry_run:
         from winnow.audit.costs import estimate, format_estimate
 
-        try:
+        with user_errors():
             est = estimate(
                 data, judge, model, api_base=api_base, judge_models=parse_pairs(judge_model, "--judge-model"),
                 judge_options=options, structured=structured, cache_dir=cache_dir, use_cache=not no_cache,
                 on_bad_row=on_bad_row, layout=layout, column_map=parse_pairs(column_map, "--map") or None,
                 id_column=id_column, settings=settings,
             )
-        except DataError as exc:
-            fail(str(exc))
-        except (CacheError, UnknownJudge, TemplateProblem, FileNotFoundError, ValueError) as exc:
-            fail(str(exc))
         typer.echo(format_estimate(est))
         return
-    try:
+    with user_errors():
         result = rate_api(
             data, judge, model, output=output, api_base=api_base, api_key=api_key,
             judge_models=parse_pairs(judge_model, "--judge-model"), judge_options=options,
@@ -85,16 +75,6 @@ def rate(
             on_bad_row=on_bad_row, layout=layout, column_map=parse_pairs(column_map, "--map") or None,
             id_column=id_column, settings=settings, progress=not quiet, limit=limit,
         )
-    except DataError as exc:
-        fail(f"{exc}\n  hint: fix the row, or pass --on-bad-row skip to skip and report bad rows")
-    except (PreflightError, CacheError, UnknownJudge, TemplateProblem, FileNotFoundError, ValueError,
-            LocalModelError) as exc:
-        fail(str(exc))
-    except FatalRunError as exc:
-        fail(str(exc), code=1)
-    except Interrupted as exc:
-        err(f"\n{exc}: every finished judgment is cached. Resume with:\n  {resume_command()}")
-        raise typer.Exit(130) from None
     from winnow.cli.summary import print_summary
 
     print_summary(result)

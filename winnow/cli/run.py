@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from winnow.cli.app import app, err, fail, resume_command
+from winnow.cli.app import app, err, resume_command, user_errors
 
 if TYPE_CHECKING:
     from winnow.pipeline import Pipeline
@@ -26,16 +26,9 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Estimate calls, tokens and cost; send nothing."),
 ) -> None:
     """Run a pipeline file; resumable: judgments already cached are not sent again."""
-    from winnow.api import PreflightError
-    from winnow.cache import CacheError
-    from winnow.data import DataError
-    from winnow.engine import FatalRunError, Interrupted
-    from winnow.judges.registry import UnknownJudge
-    from winnow.local.files import LocalModelError
-    from winnow.pipeline import Pipeline, PipelineError
-    from winnow.prompts import TemplateProblem
+    from winnow.pipeline import Pipeline
 
-    try:
+    with user_errors():
         spec = Pipeline.from_yaml(pipeline)
         update: dict[str, object] = {}
         if model:
@@ -56,14 +49,6 @@ def run(
             _dry_run(spec)
             return
         result = spec.run(progress=not quiet)
-    except (PipelineError, DataError, PreflightError, CacheError, UnknownJudge, TemplateProblem,
-            FileNotFoundError, ValueError, LocalModelError) as exc:
-        fail(str(exc))
-    except FatalRunError as exc:
-        fail(str(exc), code=1)
-    except Interrupted as exc:
-        err(f"\n{exc}: every finished judgment is cached. Resume with:\n  {resume_command()}")
-        raise typer.Exit(130) from None
     from winnow.cli.summary import print_summary
 
     print_summary(result.rate)

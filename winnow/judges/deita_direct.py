@@ -9,11 +9,10 @@ log-probs, a number word, "4.5") the stated score is used and recorded as ``pars
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from winnow.judges.base import ParseError
-from winnow.judges.parsing import expected_digit_score, extract_json, score_from_text
+from winnow.judges.parsing import digit_probabilities, expected_digit_score, extract_json, score_from_text
 from winnow.types import Reply, TokenLogprob
 
 DIGITS = range(1, 7)
@@ -22,25 +21,8 @@ SCAN_TOKENS = 16  # the engine also keeps only the first 16 positions in the rec
 
 
 def digit_probs(position: TokenLogprob, digits: range = DIGITS) -> dict[str, float]:
-    """Probabilities of the digit tokens at one position, renormalised over the digits present.
-
-    Keys are strings ("1".."6") so the dict stores as JSON unchanged.  Digits absent from the
-    top alternatives are left out: the renormalisation covers the digits that were returned.
-    """
-    found: dict[int, float] = {}
-    alternatives = dict(position.top)
-    alternatives.setdefault(position.token, position.logprob)
-    for token, lp in alternatives.items():
-        stripped = token.strip()
-        if stripped.isdigit() and int(stripped) in digits and lp is not None and math.isfinite(lp):
-            k = int(stripped)
-            found[k] = max(found.get(k, -math.inf), lp)
-    if not found:
-        return {}
-    peak = max(found.values())
-    weights = {k: math.exp(lp - peak) for k, lp in found.items()}
-    total = sum(weights.values())
-    return {str(k): weights[k] / total for k in sorted(weights)}
+    """Digit probabilities at one position with string keys ("1".."6"), so they store as JSON."""
+    return {str(k): p for k, p in digit_probabilities(position, digits).items()}
 
 
 def score_position(logprobs: list[TokenLogprob] | None, stated: float) -> int | None:

@@ -121,10 +121,31 @@ def extract_json(text: str) -> Any:
     raise ParseError("no JSON object or list found in the reply")
 
 
-def expected_digit_score(logprobs: list[TokenLogprob] | None, digits: range) -> float | None:
-    """Expected score over digit tokens at the first digit position (methods.md 3.4, P-D1).
+def digit_probabilities(position: TokenLogprob, digits: range) -> dict[int, float]:
+    """Probabilities of the digit tokens at one position, renormalised over the digits present.
 
-    p_k = softmax over the log-probs of the digit tokens only; score = sum k * p_k.
+    methods.md 3.4, P-D1: a softmax over the digit log-probs only (the full-vocabulary
+    normaliser cancels).  Digits absent from the top alternatives are left out.
+    """
+    found: dict[int, float] = {}
+    alternatives = dict(position.top)
+    alternatives.setdefault(position.token, position.logprob)
+    for token, lp in alternatives.items():
+        stripped = token.strip()
+        if stripped.isdigit() and int(stripped) in digits and lp is not None and math.isfinite(lp):
+            k = int(stripped)
+            found[k] = max(found.get(k, -math.inf), lp)
+    if not found:
+        return {}
+    peak = max(found.values())
+    weights = {k: math.exp(lp - peak) for k, lp in found.items()}
+    total = sum(weights.values())
+    return {k: weights[k] / total for k in sorted(weights)}
+
+
+def expected_digit_score(logprobs: list[TokenLogprob] | None, digits: range) -> float | None:
+    """Expected score over digit tokens at the first non-blank position: sum k * p_k.
+
     Returns None when the reply carries no log-probs or none of the digits is among the
     top alternatives, so the caller falls back to the parsed integer and records that.
     """
@@ -133,18 +154,6 @@ def expected_digit_score(logprobs: list[TokenLogprob] | None, digits: range) -> 
     for position in logprobs:
         if not position.token.strip():
             continue  # leading whitespace tokens carry no score
-        found: dict[int, float] = {}
-        alternatives = dict(position.top)
-        alternatives.setdefault(position.token, position.logprob)
-        for token, lp in alternatives.items():
-            stripped = token.strip()
-            if stripped.isdigit() and int(stripped) in digits and lp is not None and math.isfinite(lp):
-                k = int(stripped)
-                found[k] = max(found.get(k, -math.inf), lp)
-        if not found:
-            return None
-        peak = max(found.values())
-        weights = {k: math.exp(lp - peak) for k, lp in found.items()}
-        total = sum(weights.values())
-        return sum(k * w for k, w in weights.items()) / total
+        probs = digit_probabilities(position, digits)
+        return sum(k * p for k, p in probs.items()) if probs else None
     return None
