@@ -28,7 +28,7 @@ padding:0 16px}
 h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;vertical-align:top;
 text-align:left}th{background:#f4f4f4}.num{text-align:right}.charts{display:flex;flex-wrap:wrap;gap:12px}
-.ex{font-size:12.5px}.muted{color:#777}.cell0{background:#fff}code{font-size:12px}"""
+.ex{font-size:12.5px}.muted{color:#777}.cell0{background:#fff}code{font-size:12px;white-space:pre-wrap;word-break:break-word}"""
 
 _ONERROR = (
     "<script>window.onerror=function(m){document.title='ERROR: '+m;};"
