@@ -13,7 +13,7 @@ import pytest
 from tests.fakeserver import FakeServer
 from winnow.api import rate
 from winnow.engine import EngineSettings
-from winnow.engine.limiter import Limiter
+from winnow.engine.limiter import PACE_GROWTH, Limiter
 from winnow.engine.ratelimit import SAFETY, RateLimits, RouteLimit, TokenBucket, estimate_tokens
 
 KEY = "sk-test-flow-0123456789"
@@ -86,39 +86,83 @@ def test_bucket_take_waits_in_real_time():
 
 def test_limiter_halves_once_per_congestion_event_and_grows_back():
     async def go() -> None:
-        lim = Limiter(16, grow_after=3)
-        epochs = [await lim.acquire() for _ in range(8)]
-        for e in epochs:  # eight requests of the same burst refused: one cut
-            lim.rate_limited(None, e)
-        assert lim.limit == 8 and lim.cuts == 1
-        for _ in epochs:
+        lim = Limiter(16, grow_after=3, run_min=5)
+        ok = [await lim.acquire() for _ in range(6)]
+        burst = [await lim.acquire() for _ in range(8)]
+        for t in ok:
+            lim.succeeded(t)
+        for t in burst:  # six admitted, then eight requests of the same burst refused: one cut
+            lim.rate_limited(None, t)
+        assert lim.limit == 8 and lim.cuts == 1 and lim.refusals == 8
+        for _ in ok + burst:
             lim.release()
-        e = await lim.acquire()  # sent after the cut: a new event
-        lim.rate_limited(None, e)
-        assert lim.limit == 4
-        lim.release()
+        sent = [await lim.acquire() for _ in range(7)]  # sent after the cut: a new event if it crosses
+        for t in sent[:6]:
+            lim.succeeded(t)
+        lim.rate_limited(None, sent[6])
+        assert lim.limit == 5 and lim.cuts == 2  # 6 successes (grow_after=3) grew it 8 -> 10 first
+        for _ in sent:
+            lim.release()
         for _ in range(9):
             lim.succeeded()
-        assert lim.limit == 7
+        assert lim.limit == 8
         for _ in range(10):
-            lim.rate_limited(None)  # never below one
+            lim.rate_limited(None)  # no ticket: every 429 cuts; never below one
         assert lim.limit == 1
 
     asyncio.run(go())
 
 
-def test_a_cut_learns_the_pace_the_server_granted():
+def test_random_refusals_pause_but_do_not_cut():
+    """A 429 right after another (in send order) is noise, not a crossed limit: pause only."""
     async def go() -> None:
-        lim = Limiter(8)
-        sent = [await lim.acquire() for _ in range(8)]
-        for e in sent[:6]:
-            lim.succeeded(e)
-        lim.rate_limited(0.1, sent[6])  # 6 admitted in a few ms, then a 0.1 s Retry-After: ~60/s
-        for _ in range(8):
+        lim = Limiter(16, run_min=10)
+        for i in range(200):
+            t = await lim.acquire()
+            if i % 5 == 4:  # 20% refused, evenly spread: never a run of ten
+                lim.rate_limited(0.001, t)
+            else:
+                lim.succeeded(t)
+            lim.release()
+        assert lim.cuts == 1 and lim.pace is None and lim.refusals == 40  # the first 429 only: window
+        assert lim.limit == 16  # and it grew back
+
+    asyncio.run(go())
+
+
+def test_dense_refusals_cut_even_without_a_long_run():
+    async def go() -> None:
+        lim = Limiter(16, run_min=50)
+        for i in range(60):
+            t = await lim.acquire()
+            if i % 2:  # half refused: a limit too low for a run to fit in
+                lim.rate_limited(None, t)
+            else:
+                lim.succeeded(t)
+            lim.release()
+            if lim.cuts == 2:
+                break
+        assert lim.cuts == 2 and lim.limit == 4 and i == 31  # first 429: 16 -> 8 (regrown to 9); then 20 + 9 replies
+
+    asyncio.run(go())
+
+
+def test_a_cut_learns_the_pace_the_server_granted_and_the_pace_grows_back():
+    async def go() -> None:
+        lim = Limiter(64, run_min=10)
+        sent = [await lim.acquire() for _ in range(60)]
+        for t in sent[:59]:
+            lim.succeeded(t)
+        lim.rate_limited(0.5, sent[59])  # 59 admitted in a few ms, then a 0.5 s Retry-After: ~118/s
+        for _ in sent:
             lim.release()
         await lim.acquire()
         assert lim.pace is not None
-        assert 40 < lim.pace.rate <= 60 * 0.95
+        learned = lim.pace.rate
+        assert 90 < learned <= 118 * 0.95
+        for _ in range(200):
+            lim.succeeded()
+        assert lim.pace.rate == pytest.approx(learned * PACE_GROWTH ** 20)  # bad luck is outgrown
 
     asyncio.run(go())
 
