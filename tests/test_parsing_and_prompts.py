@@ -60,7 +60,7 @@ def test_sandbox_blocks_python_internals():
         "{% for i in range(10**9) %}{% endfor %}",
     ):
         tmpl = template_from_text(source, "evil.jinja")
-        with pytest.raises(TemplateProblem, match="evil.jinja"):
+        with pytest.raises(TemplateProblem, match=r"evil\.jinja"):
             tmpl.render(x="s")
 
 
