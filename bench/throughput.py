@@ -1,10 +1,12 @@
-"""Engine throughput: bare aiohttp (the ceiling) vs ``winnow rate`` (fast, litellm) [vs Curator].
+"""Engine throughput: bare aiohttp (the ceiling) vs ``winnow rate`` (fast, litellm) vs Bespoke Curator.
 
 One run, interleaved repeats (medians), against the fake server in its own process (0.2 s
 latency).  Every contender is a child process; CPU and peak memory come from ``os.wait4``'s
 resource usage of that child.  The winnow children are the real CLI (``winnow.cli.main``)
 with two timers wrapped around ``winnow.api.rate`` (load + judge + write) and ``Engine.run``,
 so rows/s and CPU per judgment can be given without interpreter start-up as well as with it.
+Curator (if /tmp/curator-venv exists) runs ``bench/curator_child.py`` with that venv's python:
+its OpenAI backend on the fake server, its cache and telemetry off, timed around ``llm(rows)``.
 
     python bench/throughput.py --rows 2000 --concurrency 256 --repeats 3
 
@@ -105,13 +107,17 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> dict[str, A
     fd, out = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([*argv[:1], *argv[1:]] if argv[0] != "__self__" else
-                            [sys.executable, __file__, *argv[1:]], env={**os.environ, **(env or {}),
-                                                                        "BENCH_OUT": out},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    # stderr to a file, not a pipe: a chatty child (curator logs every few seconds) would fill
+    # the pipe and block while we wait in wait4
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([*argv[:1], *argv[1:]] if argv[0] != "__self__" else
+                                [sys.executable, __file__, *argv[1:]], env={**os.environ, **(env or {}),
+                                                                            "BENCH_OUT": out},
+                                stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
     if status != 0:
         raise RuntimeError(f"{argv} failed ({status}): {stderr[-2000:]}")
     inner = json.loads(Path(out).read_text() or "{}")
@@ -128,7 +134,8 @@ def winnow_argv(data: Path, url: str, transport: str, concurrency: int, cache: s
 
 def summarise(name: str, runs: list[dict[str, Any]], rows: int) -> dict[str, Any]:
     med = {k: statistics.median(r[k] for r in runs) for k in ("rate_wall", "rate_cpu", "proc_cpu", "maxrss_mib")}
-    return {"name": name, "runs": len(runs), "rows_per_s": rows / med["rate_wall"],
+    engine = statistics.median(r.get("engine_wall", r["rate_wall"]) for r in runs)  # Engine.run alone
+    return {"name": name, "runs": len(runs), "rows_per_s": rows / med["rate_wall"], "engine_rows_per_s": rows / engine,
             "cpu_ms_per_row": 1000 * med["rate_cpu"] / rows, "proc_cpu_ms_per_row": 1000 * med["proc_cpu"] / rows,
             "peak_mib": med["maxrss_mib"], "each_rows_per_s": [round(rows / r["rate_wall"]) for r in runs]}
 
