@@ -107,7 +107,11 @@ def test_calls_that_hang_past_the_grace_period_are_cancelled(tmp_path: Path) -> 
         proc = launch(rate_argv(data, srv.url, tmp_path / "cache", None, "-c", str(CONCURRENCY)))
         assert wait_until(lambda: srv.total >= 60 or proc.poll() is not None, 60)
         srv.latency = 60.0  # from now on every reply hangs
-        assert wait_until(lambda: srv.in_flight >= CONCURRENCY, 10), srv.in_flight
+        # wait until every slot holds a request sent *after* the change: ones sent before it
+        # still answer quickly and would let the run stop without any grace period
+        sent_before = srv.total
+        assert wait_until(lambda: srv.total >= sent_before + CONCURRENCY and srv.in_flight >= CONCURRENCY, 20), (
+            srv.in_flight)
         kill_group(proc, signal.SIGTERM)
         started = time.monotonic()
         _, stderr = proc.communicate(timeout=30)
