@@ -41,8 +41,8 @@ class Spy(limiter.Limiter):
         super().__init__(*a, **k)
         made.append(self)
 limiter.Limiter = Spy
-import winnow.engine.runner
-winnow.engine.runner.Limiter = Spy
+import winnow.engine.sending
+winnow.engine.sending.Limiter = Spy
 res = rate(sys.argv[1], ["alpagasus"], "openai/fake-model", api_base=sys.argv[2], cache_dir=sys.argv[3],
            settings=EngineSettings(concurrency=64, timeout=1.0, backoff_initial=0.01, backoff_max=0.2))
 lim = made[-1]

@@ -15,27 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
 import time
 from collections.abc import Callable, Generator, Sequence
-from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
-
 from winnow.cache import JudgmentCache, cache_key, key_parts
-from winnow.cache.store import SCHEMA_VERSION
 from winnow.engine.config import EngineSettings, JudgeRun
-from winnow.engine.limiter import Limiter
 from winnow.engine.pricing import cost_of
-from winnow.engine.ratelimit import RateLimits
+from winnow.engine.records import build_record, reask_messages, try_parse
+from winnow.engine.sending import Sender
 from winnow.engine.stats import RunStats
-from winnow.engine.transport import ChatRequest, FatalError, TransientError, fatal_hint
+from winnow.engine.transport import ChatRequest, FatalError, fatal_hint
 from winnow.engine.transports import choose_transport, make_transport
-from winnow.judges.base import Answer, CallSpec, ParseError, RequestFailed, Verdict
-from winnow.types import Reply, Sample, Status
+from winnow.judges.base import Answer, CallSpec, RequestFailed, Verdict
+from winnow.types import Sample, Status
 
 __all__ = ["Engine", "FatalRunError", "Interrupted"]
 
@@ -88,7 +83,7 @@ class Engine:
         self.on_progress = on_progress
         self._inflight: dict[str, asyncio.Future[Answer]] = {}
         self._transports: dict[str, Any] = {}
-        self._limiter: Limiter | None = None
+        self._sender: Sender | None = None
         self._stopping: str | None = None
         self._version = _version()
         self._fingerprints: dict[int, str] = {}  # id(judge) -> fingerprint, fixed for one run
@@ -238,9 +233,7 @@ class Engine:
         results: list[list[Verdict | None]],
     ) -> None:
         settings = self.settings
-        self._limiter = Limiter(settings.concurrency)
-        self._rates = RateLimits(settings.rpm, settings.tpm)  # per (model, api_base), all judges
-        self.stats.concurrency_limit = self._limiter.limit
+        self._sender = Sender(settings, self.stats)
         queue = iter(pending)
         loop = asyncio.get_running_loop()
         interrupts = 0
@@ -366,27 +359,21 @@ class Engine:
             api_key=jr.model.api_key,
             timeout=self.settings.timeout,
         )
+        sender = self._sender
+        assert sender is not None
         started = time.monotonic()
-        reply, attempts = await self._send(transport, request)
-        parsed, error = _try_parse(spec, reply)
+        reply, attempts = await sender.send(transport, request)
+        parsed, error = try_parse(spec, reply)
         reask_log: list[dict[str, Any]] = []
         replies = [reply]
-        rounds = 0
-        while error is not None and rounds < self.settings.reasks and not self._stopping:
-            rounds += 1
+        while error is not None and len(reask_log) < self.settings.reasks and not self._stopping:
             self.stats.reasks += 1
             reask_log.append({"raw": reply.text, "error": error})
-            follow_up = [
-                *spec.messages,
-                {"role": "assistant", "content": reply.text},
-                {"role": "user", "content": _reask_text(error, spec.format_hint)},
-            ]
-            request.messages = follow_up
-            reply, more = await self._send(transport, request)
+            request.messages = reask_messages(spec, reply, error)
+            reply, more = await sender.send(transport, request)
             attempts += more
             replies.append(reply)
-            parsed, error = _try_parse(spec, reply)
-        latency = time.monotonic() - started
+            parsed, error = try_parse(spec, reply)
         prompt_tokens = sum(r.usage.prompt_tokens for r in replies)
         completion_tokens = sum(r.usage.completion_tokens for r in replies)
         # the fast transport prices from litellm's table without importing litellm (~5 s)
@@ -395,132 +382,13 @@ class Engine:
         self.stats.prompt_tokens += prompt_tokens
         self.stats.completion_tokens += completion_tokens
         self.stats.cost += cost
-        record = {
-            "schema_version": SCHEMA_VERSION,
-            "key": key,
-            "key_parts": parts,
-            "judge": jr.judge.name,
-            "purpose": spec.purpose,
-            "sample_id": sample.id,
-            "model": jr.model.model,
-            "api_base": parts["api_base"],
-            "params": parts["params"],
-            "fingerprint": parts["fingerprint"],
-            "status": str(Status.OK if error is None else Status.JUDGE_FAILED),
-            "parsed": parsed,
-            "error": error,
-            "raw": reply.text,
-            "finish_reason": reply.finish_reason,
-            "logprobs": _dump_logprobs(reply),
-            "reasks": reask_log,
-            "attempts": attempts,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-            "cost": cost,
-            "latency_s": round(latency, 4),
-            "transport": transport.name,
-            "reply_model": reply.model,
-            "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "winnow_version": self._version,
-        }
+        record = build_record(
+            key=key, parts=parts, judge=jr.judge.name, spec=spec, sample_id=sample.id, model=jr.model.model,
+            replies=replies, parsed=parsed, error=error, reasks=reask_log, attempts=attempts, cost=cost,
+            latency=time.monotonic() - started, transport=transport.name, version=self._version,
+        )
         self.cache.put(key, record)
         return Answer(record, cached=False)
 
-    async def _send(self, transport: Any, request: ChatRequest) -> tuple[Reply, int]:
-        """Send with retries: (reply, attempts).  Only ``TransientError`` is retried.
-
-        Up to ``max_retries`` retries after the first attempt, each after a full-jitter
-        exponential back-off, never shorter than the server's Retry-After.  The first attempt
-        goes straight (building tenacity's retry state cost ~30 us a request, a tenth of the
-        bare client's CPU per request); tenacity drives the retries, which are rare.
-        """
-        route = self._rates.route(request.model, request.api_base)
-        try:
-            return await self._attempt(transport, request, route), 1
-        except TransientError as exc:
-            first = exc
-        settings = self.settings
-        attempts = 1
-        if settings.max_retries < 1:
-            self.stats.request_failures += 1
-            raise RequestFailed(f"no reply after {attempts} attempts: {first}") from None
-        await asyncio.sleep(self._backoff(1, first))
-
-        def wait(retry_state: Any) -> float:  # tenacity's attempt n is the run's attempt n + 1
-            exc = retry_state.outcome.exception() if retry_state.outcome else None
-            return self._backoff(retry_state.attempt_number + 1, exc)
-
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(settings.max_retries),
-                wait=wait,
-                retry=retry_if_exception_type(TransientError),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    self.stats.retries += 1
-                    reply = await self._attempt(transport, request, route)
-                    return reply, attempts
-        except TransientError as exc:
-            self.stats.request_failures += 1
-            raise RequestFailed(f"no reply after {attempts} attempts: {exc}") from None
-        raise AssertionError("unreachable")
-
-    def _backoff(self, attempt: int, exc: BaseException | None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        settings = self.settings
-        expo = min(settings.backoff_max, settings.backoff_initial * 2 ** (attempt - 1))
-        backoff = random.uniform(0, expo)  # full jitter
-        return float(max(backoff, getattr(exc, "retry_after", None) or 0.0))
-
-    async def _attempt(self, transport: Any, request: ChatRequest, route: Any) -> Reply:
-        """One request: a limiter slot, then rate tokens, then send at once (see ratelimit.py)."""
-        limiter = self._limiter
-        assert limiter is not None
-        epoch = await limiter.acquire()
-        used: int | None = None
-        estimate = 0
-        try:
-            if route is not None:
-                estimate = await route.acquire(request.messages, request.params.get("max_tokens"))
-            self.stats.requests += 1
-            reply = await transport.complete(request)
-            used = reply.usage.total
-        except TransientError as exc:
-            if exc.status == 429:
-                limiter.rate_limited(exc.retry_after, epoch)
-                self.stats.concurrency_limit = limiter.limit
-            raise
-        finally:
-            limiter.release()
-            if route is not None:
-                route.settle(estimate, used)
-        limiter.succeeded(epoch)
-        self.stats.concurrency_limit = limiter.limit
-        return reply
-
-
 class _Stop(Exception):
     """Dispatch stopped (interrupt or budget): the sample stays unjudged."""
-
-
-def _try_parse(spec: CallSpec, reply: Reply) -> tuple[dict[str, Any] | None, str | None]:
-    try:
-        return spec.parse(reply), None
-    except ParseError as exc:
-        return None, str(exc)
-    except ValueError as exc:  # pydantic ValidationError is a ValueError
-        return None, f"invalid value: {exc}".splitlines()[0][:300]
-
-
-def _reask_text(error: str, hint: str) -> str:
-    return (
-        f"Your previous answer could not be used: {error}. "
-        f"Answer again with {hint or 'exactly the format requested'}, and nothing else."
-    )
-
-
-def _dump_logprobs(reply: Reply) -> list[dict[str, Any]] | None:
-    if not reply.logprobs:
-        return None
-    return [{"token": t.token, "logprob": t.logprob, "top": t.top} for t in reply.logprobs]
