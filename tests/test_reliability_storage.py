@@ -137,23 +137,19 @@ def test_disk_filling_up_mid_run_stops_with_an_error_naming_the_cache(
 ) -> None:
     """A cache write failing mid-run is an error of the run (CacheError naming cache.db), not a
     row silently left "not judged" while the run reports success."""
-    import diskcache
-
     from winnow.api import rate
-    from winnow.cache import CacheError
+    from winnow.cache import CacheError, JudgmentCache
     from winnow.engine import EngineSettings
 
     data = write_jsonl(tmp_path / "rows.jsonl", alpaca(200))
-    real_set = diskcache.Cache.set
-    calls = [0]
-
-    def flaky_set(self, key, value, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls[0] += 1
-        if calls[0] == 31:  # one write fails, the rest would succeed
-            raise sqlite3.OperationalError("database or disk is full")
-        return real_set(self, key, value, *args, **kwargs)
-
-    monkeypatch.setattr(diskcache.Cache, "set", flaky_set)
+    # A real SQLite error at the real write: once 30 records are in, every insert fails the way
+    # a full disk does (whatever path the store takes to write: diskcache's set or its own SQL).
+    JudgmentCache(tmp_path / "cache").close()
+    with sqlite3.connect(tmp_path / "cache" / "cache.db") as con:
+        con.execute(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON Cache WHEN (SELECT count(*) FROM Cache) >= 30 "
+            "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
+        )
     srv.reset()
     with pytest.raises(CacheError, match=r"cache\.db"):
         rate(data, ["alpagasus"], "openai/fake-model", api_base=srv.url, cache_dir=tmp_path / "cache",
