@@ -44,8 +44,8 @@ def compare_models(
 ) -> tuple[dict[str, Any], list[Any]]:
     """(comparison report, [RateResult per model]).  Raises OfflineMiss with ``offline``.
 
-    Offline is enforced by the engine's own budget stop: ``max_cost=0`` lets every cached
-    judgment through and stops dispatch before the first request.
+    Offline is the engine's ``offline`` setting: every cached judgment is used and dispatch
+    stops before the first request.
     """
     from winnow.api import rate
     from winnow.audit.compare import compare_rows
@@ -55,7 +55,7 @@ def compare_models(
         raise ValueError(f"compare needs exactly two --model values, got {len(models)}")
     settings = settings or EngineSettings()
     if offline:
-        settings = dataclasses.replace(settings, max_cost=0.0)
+        settings = dataclasses.replace(settings, offline=True)
     results = []
     for model in models:
         result = rate(

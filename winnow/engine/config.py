@@ -44,6 +44,7 @@ class EngineSettings:
     reasks: int = 1
     retry_failed: bool = False
     max_cost: float | None = None
+    offline: bool = False  # answer only from the cache; a miss leaves the row unjudged, nothing is sent
     rpm: float | None = None
     tpm: float | None = None
     progress: bool = True

@@ -326,6 +326,9 @@ class Engine:
                 return await asyncio.shield(shared)
             if self._stopping:
                 raise _Stop
+            if self.settings.offline:
+                self._stopping = self.stats.stopped = "offline: not every judgment is cached"
+                raise _Stop
             if self.settings.max_cost is not None and self.stats.cost >= self.settings.max_cost:
                 self._stopping = self.stats.stopped = f"--max-cost {self.settings.max_cost:g} reached"
                 raise _Stop
