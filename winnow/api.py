@@ -70,14 +70,23 @@ def open_cache(cache_dir: str | Path | None, use_cache: bool = True) -> Any:
     return cache
 
 
-def _is_local(model: str) -> bool:
-    return model == "local" or model.startswith("local/")
+def local_judge_options(model: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Judge options for ``model``: local models get JSON-schema constrained output unless the
+    user chose otherwise (llama.cpp enforces the schema, so ``ok`` becomes the norm)."""
+    from winnow.local.files import is_local_model
+
+    out = dict(options)
+    if is_local_model(model):
+        out.setdefault("structured", True)
+    return out
 
 
 @contextmanager
 def resolve_model(cfg: ModelConfig) -> Iterator[ModelConfig]:
     """Turn ``local`` / ``local/PATH.gguf`` into a running llama.cpp server for the run."""
-    if _is_local(cfg.model):
+    from winnow.local.files import is_local_model
+
+    if is_local_model(cfg.model):
         from winnow.local import local_model
 
         with local_model(cfg) as resolved:
@@ -129,10 +138,9 @@ def rate(
     if limit is not None:
         del dataset.samples[limit:]  # a trial on the first rows; the rest are not read back out
     options = dict(judge_options or {})
-    if structured is None and _is_local(model):
-        structured = True  # llama.cpp constrains output to the schema: 'ok' becomes the norm
     if structured is not None:
         options.setdefault("structured", structured)
+    options = local_judge_options(model, options)
     judge_objects = [spec if isinstance(spec, Judge) else get_judge(spec, options) for spec in judges]
     out_path = Path(output) if output is not None else None
     if out_path is not None:

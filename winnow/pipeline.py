@@ -8,7 +8,6 @@ so re-running a pipeline sends only what is missing.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +141,7 @@ class Pipeline(_Strict):
         update["judges"] = judges
         return self.model_copy(update=update)
 
-    def run(self, *, progress: bool = False, dry_run: bool = False) -> PipelineResult:
+    def run(self, *, progress: bool = False) -> PipelineResult:
         from winnow.pipeline_run import run_pipeline
 
         return run_pipeline(self, progress=progress)
@@ -177,6 +176,3 @@ class PipelineResult:
             lines.append(f"  report:          {self.report}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
-
-    def to_json(self) -> str:
-        return json.dumps({k: str(v) for k, v in self.__dict__.items() if isinstance(v, Path)})

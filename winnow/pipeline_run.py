@@ -14,7 +14,7 @@ def _suffix(path: str) -> str:
 
 
 def run_pipeline(p: Pipeline, *, progress: bool = False) -> PipelineResult:
-    from winnow.api import preflight_output, rate
+    from winnow.api import local_judge_options, preflight_output, rate
     from winnow.data import save
     from winnow.engine.config import EngineSettings, ModelConfig
     from winnow.judges.registry import get_judge
@@ -36,10 +36,7 @@ def run_pipeline(p: Pipeline, *, progress: bool = False) -> PipelineResult:
         model = step.model or p.model
         if model is None:
             raise PipelineError(f"judge '{step.name}' has no model: set 'model' at the top or on the judge")
-        options = dict(step.options)
-        if model == "local" or model.startswith("local/"):
-            options.setdefault("structured", True)  # constrained decoding on the local server
-        judge = get_judge(step.name, options)
+        judge = get_judge(step.name, local_judge_options(model, step.options))
         models[judge.name] = ModelConfig(model=model, api_base=step.api_base or p.api_base, api_key=p.api_key,
                                          transport=p.transport)
         judges.append(judge)
