@@ -2,7 +2,7 @@
 
 It replays the engine's offline pass (``winnow.engine.runner``): each judge's coroutine is
 driven by hand with an ``ask`` that answers from the cache and stops at the first miss, so
-the cache keys are computed by the engine's own ``_request_parts`` and a hit here is a hit
+the cache keys are computed by the engine's own ``_call_base`` and a hit here is a hit
 in the real run.  This is the one audit module that reads the engine (the lead's brief:
 ``--dry-run`` must agree with the engine on what is cached); it imports it inside
 ``estimate`` only and never sends a request.
@@ -174,7 +174,7 @@ def _calibration(
 def _first_miss(engine: Any, jr: Any, sample: Any) -> tuple[int, Any]:
     """Drive the judge as the engine's offline pass does: (cache hits before the first miss,
     the missed CallSpec).  Hits -1 when the whole sample is answered from the cache."""
-    from winnow.cache import cache_key
+    from winnow.engine.feed import lookup_for
     from winnow.judges.base import Answer
 
     hits = 0
@@ -182,8 +182,7 @@ def _first_miss(engine: Any, jr: Any, sample: Any) -> tuple[int, Any]:
 
     async def ask(spec: Any) -> Answer:
         nonlocal hits
-        parts, _ = engine._request_parts(jr, spec)
-        record = engine._cached(cache_key(parts))
+        record = engine._cached(lookup_for(engine._call_base, jr, spec).key)
         if record is None:
             missed.append(spec)
             raise _Miss

@@ -1,14 +1,12 @@
 """Runs judges over samples: cache lookup -> call -> parse -> cache write, per judgment.
 
-Two passes.  The *offline* pass drives each judge coroutine by hand with an ``ask`` that
-answers only from the cache, so a fully cached re-run needs no event loop, no tasks and no
-network (fast enough for tens of thousands of rows a second).  It goes in batches: every
-judge coroutine of a batch runs up to its first ``ask`` (which suspends on a ``_Lookup``
-holding the cache key), the keys are fetched in one bulk query (``JudgmentCache.get_many``),
-and the coroutines resume with their records; judges that ask again go round once more.
-Samples that miss go to the *online* pass: a pool of workers on one event loop, requests
-bounded by the limiter.  Each record is written the moment its call finishes, so a crash
-loses only calls in flight.
+Two passes over one stream.  The cache-first pass (``winnow.engine.feed``) judges from the
+cache what it can, in batches, with no event loop, so a fully cached re-run never starts one.
+What it cannot finish comes out as ``Pending`` judge coroutines suspended at the request
+they need; the online pass, a pool of workers on one event loop bounded by the limiter,
+sends those requests and resumes the coroutines, pulling the feed lazily so memory stays
+bounded.  Each record is committed (``GroupWriter``: one transaction per loop turn) before
+its judgment counts as done, so a crash loses only calls in flight.
 """
 
 from __future__ import annotations
@@ -17,42 +15,25 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable, Generator, Sequence
-from itertools import islice
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from winnow.cache import JudgmentCache, cache_key, key_parts
+from winnow.cache import JudgmentCache
+from winnow.cache.key import KeyTemplate
 from winnow.engine.config import EngineSettings, JudgeRun
+from winnow.engine.feed import CacheFeed, CallBase, Lookup, Pending, lookup_for
 from winnow.engine.pricing import cost_of
 from winnow.engine.records import build_record, reask_messages, try_parse
 from winnow.engine.sending import Sender
 from winnow.engine.stats import RunStats
 from winnow.engine.transport import ChatRequest, FatalError, fatal_hint
 from winnow.engine.transports import choose_transport, make_transport
+from winnow.engine.writer import GroupWriter
 from winnow.judges.base import Answer, CallSpec, RequestFailed, Verdict
 from winnow.types import Sample, Status
 
 __all__ = ["Engine", "FatalRunError", "Interrupted"]
-
-
-OFFLINE_BATCH = 2000  # judge coroutines suspended at once in the offline pass (bounds memory)
-
-
-class _Lookup:
-    """Awaited by the offline ``ask``: suspends the judge coroutine with its cache key.
-
-    The driver (``Engine._offline_pass``) collects the keys of a whole batch, looks them up in
-    one query and resumes each coroutine with its record; a miss closes the coroutine instead.
-    """
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def __await__(self) -> Generator[_Lookup, Any, Any]:
-        record = yield self
-        return record
 
 
 class Interrupted(Exception):
@@ -84,10 +65,11 @@ class Engine:
         self._inflight: dict[str, asyncio.Future[Answer]] = {}
         self._transports: dict[str, Any] = {}
         self._sender: Sender | None = None
+        self._writer: GroupWriter | None = None
         self._stopping: str | None = None
         self._version = _version()
         self._fingerprints: dict[int, str] = {}  # id(judge) -> fingerprint, fixed for one run
-        self._parts_memo: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._parts_memo: dict[tuple[Any, ...], CallBase] = {}
 
     # ------------------------------------------------------------------ public
     def run(self, samples: Sequence[Sample], runs: Sequence[JudgeRun]) -> list[list[Verdict]]:
@@ -97,9 +79,26 @@ class Engine:
         self._fingerprints = {id(jr.judge): jr.judge.fingerprint for jr in runs}
         self._parts_memo = {}
         results: list[list[Verdict | None]] = [[None] * len(samples) for _ in runs]
-        pending = self._offline_pass(samples, runs, results)
-        if pending:
-            asyncio.run(self._online(samples, runs, pending, results))
+
+        def finish(j: int, i: int, verdict: Verdict) -> None:
+            self._finish(results, j, i, verdict)
+
+        def hit() -> None:
+            self.stats.cache_hits += 1
+
+        source = CacheFeed(self.cache, samples, runs, base_of=self._call_base, usable=self._usable,
+                           finish=finish, on_hit=hit)
+        feed = iter(source)
+        first = next((batch for batch in feed if batch), None)  # cached batches finish here, no loop
+        if first is not None:
+            # online, a refill runs on the event loop and holds up every reply meanwhile: keep
+            # it about one round of requests long
+            source.batch = max(32, min(source.batch, self.settings.concurrency))
+            if self.settings.offline:
+                self.stats.stopped = "offline: not every judgment is cached"
+                _drain(first, feed)
+            else:
+                asyncio.run(self._online(samples, runs, first, feed, results))
         out: list[list[Verdict]] = []
         for j, row in enumerate(results):
             filled = []
@@ -120,40 +119,35 @@ class Engine:
             reason = (verdict.reason or "unknown").split(": ", 1)[0][:80]
             self.stats.failure_reasons[reason] += 1
 
-    def _request_parts(self, jr: JudgeRun, spec: CallSpec) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(cache-key parts, request params) of one call.
+    def _call_base(self, jr: JudgeRun, spec: CallSpec) -> CallBase:
+        """What every call of this judge with these overrides shares: key template and params.
 
         Everything but the schema and the messages is the same for every call of a judge with
-        the same overrides, so it is built once per run (``key_parts`` with no messages) and
-        copied; ``key_parts`` passes ``schema`` and ``messages`` through as they are.
+        the same overrides, so it is built (and its key JSON encoded) once per run.
         """
         memo_key: tuple[Any, ...] | None = (id(jr), spec.top_logprobs, tuple(spec.params.items()))
         try:
-            memo = self._parts_memo.get(memo_key)  # type: ignore[arg-type]
+            base = self._parts_memo.get(memo_key)  # type: ignore[arg-type]
         except TypeError:  # an unhashable override (a list of stop words): build it each time
-            memo = memo_key = None
-        if memo is None:
+            base = memo_key = None
+        if base is None:
             judge = jr.judge
             params = dict(judge.params)
             params.update(spec.params)
             if spec.top_logprobs:
                 params["top_logprobs"] = spec.top_logprobs
             fingerprint = self._fingerprints.get(id(judge))
-            base = key_parts(
+            template = KeyTemplate(
                 judge=judge.name,
                 fingerprint=fingerprint if fingerprint is not None else judge.fingerprint,
                 model=jr.model.model,
                 api_base=jr.model.cache_api_base,
                 params=params,
-                schema=None,
-                messages=[],
             )
-            memo = (base, params)
+            base = CallBase(template, params)
             if memo_key is not None:
-                self._parts_memo[memo_key] = memo
-        base, params = memo
-        parts = {**base, "params": dict(base["params"]), "schema": spec.schema, "messages": spec.messages}
-        return parts, dict(params)
+                self._parts_memo[memo_key] = base
+        return base
 
     def _usable(self, record: dict[str, Any] | None) -> dict[str, Any] | None:
         if record is None:
@@ -165,76 +159,19 @@ class Engine:
     def _cached(self, key: str) -> dict[str, Any] | None:
         return self._usable(self.cache.get(key))
 
-    # ----------------------------------------------------------------- offline
-    def _offline_pass(
-        self, samples: Sequence[Sample], runs: Sequence[JudgeRun], results: list[list[Verdict | None]]
-    ) -> list[tuple[int, int]]:
-        """Judge from the cache what can be; returns the (judge, sample) pairs left for the network."""
-        pending: list[tuple[int, int]] = []
-        todo = ((j, i) for j in range(len(runs)) for i in range(len(samples)))
-        asks = [self._offline_ask(jr) for jr in runs]
-        while True:
-            batch = list(islice(todo, OFFLINE_BATCH))
-            if not batch:
-                break
-            waiting: list[tuple[int, int, Any, str]] = []
-            for j, i in batch:
-                self._advance(runs[j].judge.judge(samples[i], asks[j]), None, j, i, results, waiting, pending)
-            while waiting:  # one bulk lookup per round; a judge asking again goes round again
-                found = self.cache.get_many(key for *_, key in waiting)
-                rounds, waiting = waiting, []
-                for j, i, coro, key in rounds:
-                    record = self._usable(found.get(key))
-                    if record is None:
-                        coro.close()  # not cached: the online pass runs this judge from the start
-                        pending.append((j, i))
-                    else:
-                        self.stats.cache_hits += 1
-                        self._advance(coro, Answer(record, cached=True), j, i, results, waiting, pending)
-        pending.sort()  # dispatch in (judge, sample) order, as before the batching
-        return pending
-
-    def _advance(
-        self,
-        coro: Any,
-        value: Answer | None,
-        j: int,
-        i: int,
-        results: list[list[Verdict | None]],
-        waiting: list[tuple[int, int, Any, str]],
-        pending: list[tuple[int, int]],
-    ) -> None:
-        """Run a judge coroutine to its next ``ask`` (queued in ``waiting``) or to its verdict."""
-        try:
-            step = coro.send(value)
-        except StopIteration as done:
-            self._finish(results, j, i, done.value)
-            return
-        if isinstance(step, _Lookup):
-            waiting.append((j, i, coro, step.key))
-            return
-        coro.close()  # the judge awaited something real; let the online pass run it
-        pending.append((j, i))
-
-    def _offline_ask(self, jr: JudgeRun) -> Callable[[CallSpec], Any]:
-        async def ask(spec: CallSpec) -> Answer:
-            parts, _ = self._request_parts(jr, spec)
-            answer: Answer = await _Lookup(cache_key(parts))
-            return answer
-
-        return ask
-
     # ------------------------------------------------------------------ online
     async def _online(
         self,
         samples: Sequence[Sample],
         runs: Sequence[JudgeRun],
-        pending: list[tuple[int, int]],
+        first: list[Pending],
+        feed: Iterator[list[Pending]],
         results: list[list[Verdict | None]],
     ) -> None:
         settings = self.settings
         self._sender = Sender(settings, self.stats)
-        queue = iter(pending)
+        self._writer = GroupWriter(self.cache)
+        queue: deque[Pending] = deque(first)
         loop = asyncio.get_running_loop()
         interrupts = 0
 
@@ -256,13 +193,27 @@ class Engine:
 
         fatal: list[BaseException] = []
 
+        def take() -> Pending | None:
+            """The next item to send; refills from the feed (one cache batch) when empty."""
+            while not queue:
+                batch = next(feed, None)
+                if batch is None:
+                    return None
+                queue.extend(batch)
+            return queue.popleft()
+
         async def worker() -> None:
-            for j, i in queue:
-                if self._stopping or fatal:
+            while not (self._stopping or fatal):
+                item = take()
+                if item is None:
                     return
-                jr, sample = runs[j], samples[i]
+                jr, sample = runs[item.j], samples[item.i]
                 try:
-                    verdict = await jr.judge.judge(sample, self._ask_online(jr, sample))
+                    if item.coro is not None:
+                        coro, item.coro = item.coro, None
+                        verdict = await self._resume(jr, sample, coro, item.lookup)
+                    else:
+                        verdict = await jr.judge.judge(sample, self._ask_online(jr, sample))
                 except RequestFailed as exc:
                     verdict = jr.judge.failed(f"request failed: {exc}")
                 except _Stop:
@@ -270,7 +221,7 @@ class Engine:
                 except FatalError as exc:
                     fatal.append(exc)
                     return
-                self._finish(results, j, i, verdict)
+                self._finish(results, item.j, item.i, verdict)
                 if self.on_progress is not None:
                     self.on_progress(self.stats)
 
@@ -295,6 +246,7 @@ class Engine:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
+            self._writer.flush()  # records of calls that finished while stopping
             for sig in installed:
                 loop.remove_signal_handler(sig)
             for transport in self._transports.values():
@@ -306,6 +258,7 @@ class Engine:
         if self._stopping and self._stopping.startswith("interrupted"):
             cached = self.stats.calls + self.stats.cache_hits  # the user asked how much is safe
             raise Interrupted(f"{self._stopping} ({cached} judgments cached, {self.stats.calls} new this run)")
+        _drain(list(queue), feed)  # stopped by --max-cost: still finish every cached row
 
     def _transport_for(self, jr: JudgeRun) -> Any:
         kind = choose_transport(jr.model)
@@ -313,43 +266,71 @@ class Engine:
             self._transports[kind] = make_transport(kind, self.settings.concurrency)
         return self._transports[kind]
 
+    async def _resume(self, jr: JudgeRun, sample: Sample, coro: Any, lookup: Lookup | None) -> Verdict:
+        """Drive a judge coroutine the cache-first pass left suspended at ``lookup``.
+
+        Each ``Lookup`` it yields is answered by ``_answer`` (cache, then network) and sent
+        back; an error is thrown in at the same ``await``, so the judge sees exactly what the
+        plain online ``ask`` would raise.  A judge that awaits anything else is closed and run
+        from the start with the real ``ask`` (its steps so far are cached by then).
+        """
+        while True:
+            assert lookup is not None
+            try:
+                answer = await self._answer(jr, sample, lookup)
+            except BaseException as exc:  # passed into the judge at its await, as ask raises it
+                try:
+                    step = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    step = coro.send(answer)
+                except StopIteration as done:
+                    return done.value
+            if not isinstance(step, Lookup):
+                coro.close()
+                return await jr.judge.judge(sample, self._ask_online(jr, sample))
+            lookup = step
+
     def _ask_online(self, jr: JudgeRun, sample: Sample) -> Callable[[CallSpec], Any]:
         async def ask(spec: CallSpec) -> Answer:
-            parts, params = self._request_parts(jr, spec)
-            key = cache_key(parts)
-            record = self._cached(key)
-            if record is not None:
-                self.stats.cache_hits += 1
-                return Answer(record, cached=True)
-            shared = self._inflight.get(key)
-            if shared is not None:  # the same prompt is already on its way
-                return await asyncio.shield(shared)
-            if self._stopping:
-                raise _Stop
-            if self.settings.offline:
-                self._stopping = self.stats.stopped = "offline: not every judgment is cached"
-                raise _Stop
-            if self.settings.max_cost is not None and self.stats.cost >= self.settings.max_cost:
-                self._stopping = self.stats.stopped = f"--max-cost {self.settings.max_cost:g} reached"
-                raise _Stop
-            future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-            self._inflight[key] = future
-            try:
-                answer = await self._call(jr, sample, spec, parts, params, key)
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # mark retrieved: waiters re-raise it themselves
-                raise
-            finally:
-                self._inflight.pop(key, None)
-            future.set_result(answer)
-            return answer
+            return await self._answer(jr, sample, lookup_for(self._call_base, jr, spec))
 
         return ask
 
-    async def _call(
-        self, jr: JudgeRun, sample: Sample, spec: CallSpec, parts: dict[str, Any], params: dict[str, Any], key: str
-    ) -> Answer:
+    async def _answer(self, jr: JudgeRun, sample: Sample, lookup: Lookup) -> Answer:
+        """The answer to one call: the cache (a duplicate prompt answered meanwhile, or another
+        process sharing the cache), the same call already in flight, or a new request."""
+        key = lookup.key
+        record = self._cached(key)
+        if record is not None:
+            self.stats.cache_hits += 1
+            return Answer(record, cached=True)
+        shared = self._inflight.get(key)
+        if shared is not None:  # the same prompt is already on its way
+            return await asyncio.shield(shared)
+        if self._stopping:
+            raise _Stop
+        if self.settings.max_cost is not None and self.stats.cost >= self.settings.max_cost:
+            self._stopping = self.stats.stopped = f"--max-cost {self.settings.max_cost:g} reached"
+            raise _Stop
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            answer = await self._call(jr, sample, lookup)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        future.set_result(answer)
+        return answer
+
+    async def _call(self, jr: JudgeRun, sample: Sample, lookup: Lookup) -> Answer:
+        spec, key, base = lookup.spec, lookup.key, lookup.base
+        params = base.params
         transport = self._transport_for(jr)
         self.stats.transports[transport.name] += 1
         request = ChatRequest(
@@ -386,12 +367,24 @@ class Engine:
         self.stats.completion_tokens += completion_tokens
         self.stats.cost += cost
         record = build_record(
-            key=key, parts=parts, judge=jr.judge.name, spec=spec, sample_id=sample.id, model=jr.model.model,
+            key=key, parts=base.template.parts(spec.messages, spec.schema), judge=jr.judge.name, spec=spec,
+            sample_id=sample.id, model=jr.model.model,
             replies=replies, parsed=parsed, error=error, reasks=reask_log, attempts=attempts, cost=cost,
             latency=time.monotonic() - started, transport=transport.name, version=self._version,
         )
-        self.cache.put(key, record)
+        assert self._writer is not None
+        await self._writer.put(key, record)
         return Answer(record, cached=False)
+
+
+def _drain(queue: list[Pending], feed: Iterator[list[Pending]]) -> None:
+    """Nothing more is sent: close what waits to be, and let the feed finish its cached rows."""
+    for item in queue:
+        item.close()
+    for batch in feed:
+        for item in batch:
+            item.close()
+
 
 class _Stop(Exception):
     """Dispatch stopped (interrupt or budget): the sample stays unjudged."""

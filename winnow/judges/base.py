@@ -41,29 +41,49 @@ class CallSpec:
     format_hint: str = ""  # shown to the model in a re-ask
 
 
-@dataclass(slots=True)
 class Answer:
-    """What ``ask`` returns: the cached judgment record, viewed through a few accessors."""
+    """What ``ask`` returns: the cached judgment record, viewed through a few accessors.
 
-    record: dict[str, Any]
-    cached: bool
+    A cache hit in the offline pass carries only the fields the accessors read (the cache's
+    ``SLIM_FIELDS``); ``record`` fetches the whole record from ``source`` the first time a
+    judge asks for it, so a judge that reads the raw reply or the log-probs still gets them.
+    """
+
+    __slots__ = ("_record", "_source", "cached")
+
+    def __init__(self, record: dict[str, Any], cached: bool, source: Any = None) -> None:
+        self._record = record
+        self.cached = cached
+        self._source = source  # a JudgmentCache holding the whole record, or None: it is whole
+
+    @property
+    def record(self) -> dict[str, Any]:
+        if self._source is not None:
+            whole = self._source.get(self.key)
+            self._source = None
+            if isinstance(whole, dict):
+                self._record = whole
+        return self._record
 
     @property
     def ok(self) -> bool:
-        return self.record.get("status") == Status.OK
+        return self._record.get("status") == Status.OK
 
     @property
     def parsed(self) -> dict[str, Any] | None:
-        value = self.record.get("parsed")
+        value = self._record.get("parsed")
         return value if isinstance(value, dict) else None
 
     @property
     def error(self) -> str | None:
-        return self.record.get("error")
+        return self._record.get("error")
 
     @property
     def key(self) -> str:
-        return str(self.record.get("key"))
+        return str(self._record.get("key"))
+
+    def __repr__(self) -> str:
+        return f"Answer(key={self.key!r}, ok={self.ok}, cached={self.cached})"
 
 
 Ask = Callable[[CallSpec], Awaitable[Answer]]
