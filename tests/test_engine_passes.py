@@ -7,7 +7,8 @@
 - the records finished in one loop turn are committed together (group commit) and a failed
   commit reaches every caller;
 - ``KeyTemplate`` gives byte-identical keys to ``cache_key``; ``get_many(slim=True)`` returns the
-  fields a judge reads, and ``Answer.record`` fetches the whole record when a judge wants it.
+  fields a judge reads (from each row's summary, or json_extract for rows without one), and
+  ``Answer.record`` fetches the whole record when a judge wants it.
 """
 
 from __future__ import annotations
@@ -228,6 +229,23 @@ def test_slim_lookup_names_a_corrupt_record(tmp_path: Path) -> None:
                                " NULL, ?)", (b'{"status": "ok", "parsed": {',))
         with pytest.raises(CacheError, match="wj1-bad"):
             cache.get_many(["wj1-good", "wj1-bad"], slim=True)
+
+
+def test_rows_without_a_summary_are_read_through_json_extract(tmp_path: Path) -> None:
+    """Rows written before the summary existed (tag NULL) still answer slim look-ups."""
+    import orjson
+
+    record = _record("wj1-old")
+    with JudgmentCache(tmp_path / "c") as cache:
+        cache._dc._con.execute("INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count,"
+                               " tag, size, mode, filename, value) VALUES ('wj1-old', 1, 0, NULL, 0, 0, NULL, 0, 1,"
+                               " NULL, ?)", (orjson.dumps(record),))
+        cache.put("wj1-new", _record("wj1-new"))
+        tags = dict(cache._dc._con.execute("SELECT key, tag FROM Cache").fetchall())
+        slim = cache.get_many(["wj1-old", "wj1-new"], slim=True)
+    assert tags["wj1-old"] is None and orjson.loads(tags["wj1-new"])[0] == "ok"
+    assert slim["wj1-old"] == {k: record[k] for k in ("status", "parsed", "error", "key")}
+    assert slim["wj1-new"]["key"] == "wj1-new"
 
 
 def test_answer_reads_the_slim_fields_and_loads_the_rest_once(tmp_path: Path) -> None:

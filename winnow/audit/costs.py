@@ -1,6 +1,6 @@
 """Dry-run cost estimate: how many calls a rate would send, their tokens and price, sending nothing.
 
-It replays the engine's offline pass (``winnow.engine.runner``): each judge's coroutine is
+It replays the engine's cache-first pass (``winnow.engine.feed``): each judge's coroutine is
 driven by hand with an ``ask`` that answers from the cache and stops at the first miss, so
 the cache keys are computed by the engine's own ``_call_base`` and a hit here is a hit
 in the real run.  This is the one audit module that reads the engine (the lead's brief:
@@ -172,7 +172,7 @@ def _calibration(
 
 
 def _first_miss(engine: Any, jr: Any, sample: Any) -> tuple[int, Any]:
-    """Drive the judge as the engine's offline pass does: (cache hits before the first miss,
+    """Drive the judge as the engine's cache-first pass does: (cache hits before the first miss,
     the missed CallSpec).  Hits -1 when the whole sample is answered from the cache."""
     from winnow.engine.feed import lookup_for
     from winnow.judges.base import Answer

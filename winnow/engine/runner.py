@@ -64,6 +64,7 @@ class Engine:
         self.on_progress = on_progress
         self._inflight: dict[str, asyncio.Future[Answer]] = {}
         self._transports: dict[str, Any] = {}
+        self._by_run: dict[int, Any] = {}  # id(JudgeRun) -> its transport, chosen once
         self._sender: Sender | None = None
         self._writer: GroupWriter | None = None
         self._stopping: str | None = None
@@ -78,6 +79,7 @@ class Engine:
         # a judge's options may change between runs, never during one: hash them once per run
         self._fingerprints = {id(jr.judge): jr.judge.fingerprint for jr in runs}
         self._parts_memo = {}
+        self._by_run = {}  # ids are only unique while the run's JudgeRun objects live
         results: list[list[Verdict | None]] = [[None] * len(samples) for _ in runs]
 
         def finish(j: int, i: int, verdict: Verdict) -> None:
@@ -251,6 +253,8 @@ class Engine:
                 loop.remove_signal_handler(sig)
             for transport in self._transports.values():
                 await transport.aclose()
+        if self._writer.error is not None:  # a final commit failed: never drop records silently
+            raise self._writer.error
         if fatal:
             exc = fatal[0]
             status = getattr(exc, "status", None)
@@ -261,10 +265,13 @@ class Engine:
         _drain(list(queue), feed)  # stopped by --max-cost: still finish every cached row
 
     def _transport_for(self, jr: JudgeRun) -> Any:
-        kind = choose_transport(jr.model)
-        if kind not in self._transports:
-            self._transports[kind] = make_transport(kind, self.settings.concurrency)
-        return self._transports[kind]
+        transport = self._by_run.get(id(jr))
+        if transport is None:
+            kind = choose_transport(jr.model)
+            if kind not in self._transports:
+                self._transports[kind] = make_transport(kind, self.settings.concurrency)
+            transport = self._by_run[id(jr)] = self._transports[kind]
+        return transport
 
     async def _resume(self, jr: JudgeRun, sample: Sample, coro: Any, lookup: Lookup | None) -> Verdict:
         """Drive a judge coroutine the cache-first pass left suspended at ``lookup``.

@@ -29,6 +29,7 @@ class GroupWriter:
         self._scheduled = False
         self.commits = 0  # transactions, for the benchmark and tests
         self.records = 0
+        self.error: BaseException | None = None  # the first failed commit, raised by the engine
 
     async def put(self, key: str, record: dict[str, Any]) -> None:
         """Queue ``record``; returns once the transaction holding it has committed."""
@@ -49,6 +50,7 @@ class GroupWriter:
         try:
             self.cache.put_many([(key, record) for key, record, _ in batch])
         except BaseException as exc:  # CacheError (disk full...): every waiting caller raises it
+            self.error = self.error or exc
             for *_, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -59,3 +61,4 @@ class GroupWriter:
         for *_, future in batch:
             if not future.done():
                 future.set_result(None)
+

@@ -44,7 +44,7 @@ class CallSpec:
 class Answer:
     """What ``ask`` returns: the cached judgment record, viewed through a few accessors.
 
-    A cache hit in the offline pass carries only the fields the accessors read (the cache's
+    A cache hit in the cache-first pass carries only the fields the accessors read (the cache's
     ``SLIM_FIELDS``); ``record`` fetches the whole record from ``source`` the first time a
     judge asks for it, so a judge that reads the raw reply or the log-probs still gets them.
     """

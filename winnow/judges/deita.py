@@ -165,7 +165,7 @@ class _DeitaJudge(Judge):
         float | None, str, str | None
     ]:
         """(score, method, error) for one turn.  Calls are awaited one after the other: the
-        engine's offline pass drives this coroutine with a single send(None)."""
+        engine's cache-first pass drives this coroutine by hand, one cache lookup at a time."""
         if self.mode == "evol":
             seed = query if self.kind == "complexity" else response
             variants = [seed]

@@ -191,8 +191,8 @@ class InstagJudge(Judge):
             return self.failed("the sample has no user turn to tag")
         tags: dict[str, str] = {}
         keys: list[str] = []
-        # Sequential on purpose: the engine's offline pass drives this coroutine with a single
-        # send(None), which asyncio.gather would break.
+        # Sequential on purpose: the engine's cache-first pass drives this coroutine by hand, one
+        # cache lookup at a time, which asyncio.gather would break.
         for t, (query, _) in enumerate(exchanges):
             answer = await ask(self.spec(t, query))
             keys.append(answer.key)
