@@ -284,3 +284,4 @@ def test_key_template_gives_the_same_key_as_cache_key(judge, model, api_base, te
     assert template.key(messages, schema) == cache_key(whole)
     assert template.parts(messages, schema) == whole
 
+

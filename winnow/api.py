@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
 from winnow.engine.stats import RunStats
+from winnow.gcpause import gc_paused
 from winnow.judges.base import Judge
 from winnow.types import BadRow
 
@@ -174,11 +175,12 @@ def rate(
     columns: list[str] = []
     for judge in judge_objects:
         columns.extend(judge.output_columns())
-    for i, sample in enumerate(dataset.samples):
-        row = dict(sample.row)
-        for j, judge in enumerate(judge_objects):
-            row.update(judge.flatten(verdicts[j][i]))
-        rows.append(row)
+    with gc_paused():  # one new dict per row, all kept: no cycles to collect (winnow/gcpause.py)
+        for i, sample in enumerate(dataset.samples):
+            row = dict(sample.row)
+            for j, judge in enumerate(judge_objects):
+                row.update(judge.flatten(verdicts[j][i]))
+            rows.append(row)
     names = [j.name for j in judge_objects]
     if "deita_complexity" in names and "deita_quality" in names:
         from winnow.judges.deita import combine_deita

@@ -30,6 +30,7 @@ from winnow.engine.stats import RunStats
 from winnow.engine.transport import ChatRequest, FatalError, fatal_hint
 from winnow.engine.transports import choose_transport, make_transport
 from winnow.engine.writer import GroupWriter
+from winnow.gcpause import gc_paused
 from winnow.judges.base import Answer, CallSpec, RequestFailed, Verdict
 from winnow.types import Sample, Status
 
@@ -91,14 +92,16 @@ class Engine:
         source = CacheFeed(self.cache, samples, runs, base_of=self._call_base, usable=self._usable,
                            finish=finish, on_hit=hit)
         feed = iter(source)
-        first = next((batch for batch in feed if batch), None)  # cached batches finish here, no loop
+        with gc_paused():  # verdicts and answers stay alive; no cycles here (winnow/gcpause.py)
+            first = next((batch for batch in feed if batch), None)  # cached batches finish here, no loop
         if first is not None:
             # online, a refill runs on the event loop and holds up every reply meanwhile: keep
             # it about one round of requests long
             source.batch = max(32, min(source.batch, self.settings.concurrency))
             if self.settings.offline:
                 self.stats.stopped = "offline: not every judgment is cached"
-                _drain(first, feed)
+                with gc_paused():
+                    _drain(first, feed)
             else:
                 asyncio.run(self._online(samples, runs, first, feed, results))
         out: list[list[Verdict]] = []
@@ -244,9 +247,12 @@ class Engine:
                 for task in still:
                     task.cancel()
                 await asyncio.gather(*still, return_exceptions=True)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+            # read every task's error (one failed group commit fails several workers at once):
+            # an error never read is logged as "never retrieved" when the task is collected
+            errors = [task.exception() for task in done if not task.cancelled()]
+            first_error = next((e for e in errors if e is not None), None)
+            if first_error is not None:
+                raise first_error
         finally:
             self._writer.flush()  # records of calls that finished while stopping
             for sig in installed:

@@ -17,6 +17,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from winnow.prompts.plain import PlainBlock, compile_blocks
+
+_ROLES = ("system", "user")
+
 __all__ = ["PromptTemplate", "TemplateProblem", "builtin_template", "data_block", "template_from_text"]
 
 # The delimiters that fence sample text inside every built-in prompt.  A sample that
@@ -53,6 +57,7 @@ class PromptTemplate:
     hash: str
     _template: Any
     _globals: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    _plain: dict[str, PlainBlock] | None = field(default=None, compare=False, repr=False)
 
     def render(self, **variables: Any) -> str:
         try:
@@ -80,13 +85,24 @@ class PromptTemplate:
         if glob is None:
             glob = dict(template.globals)
             object.__setattr__(self, "_globals", glob)
+        plain = self._plain
+        if plain is None:  # blocks simple enough to render without Jinja (winnow.prompts.plain)
+            plain = compile_blocks(template.environment, self.source, _ROLES)
+            object.__setattr__(self, "_plain", plain)
         env = template.environment
+        merged = {**glob, **variables}
+        ctx = None
         try:
-            ctx = env.context_class(env, {**glob, **variables}, template.name, blocks, globals=glob)
             out = []
-            for role in ("system", "user"):
+            for role in _ROLES:
                 if role in blocks:
-                    text = "".join(blocks[role](ctx)).strip("\n")
+                    fast = plain.get(role)
+                    text = fast.render(merged, data_block) if fast is not None else None
+                    if text is None:
+                        if ctx is None:
+                            ctx = env.context_class(env, merged, template.name, blocks, globals=glob)
+                        text = "".join(blocks[role](ctx))
+                    text = text.strip("\n")
                     if text:
                         out.append({"role": role, "content": text})
             return out
