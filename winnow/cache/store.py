@@ -128,24 +128,22 @@ class JudgmentCache:
             self._select_whole(chunk, now, found)
         return found
 
-    def _select_whole(self, chunk: list[str], now: float, found: dict[str, dict[str, Any]]) -> None:
+    def _select(self, columns: str, chunk: list[str], now: float) -> list[Any]:
+        """``columns`` of the live rows among ``chunk``'s keys, in one SELECT."""
         marks = ",".join("?" * len(chunk))
-        rows = self._dc._con.execute(
-            f"SELECT key, mode, value FROM Cache WHERE key IN ({marks}) AND raw = 1"
+        return self._dc._con.execute(
+            f"SELECT key, {columns} FROM Cache WHERE key IN ({marks}) AND raw = 1"
             " AND (expire_time IS NULL OR expire_time > ?)", (*chunk, now)
         ).fetchall()
-        for key, mode, value in rows:
+
+    def _select_whole(self, chunk: list[str], now: float, found: dict[str, dict[str, Any]]) -> None:
+        for key, mode, value in self._select("mode, value", chunk, now):
             record = self._decode(key, value) if mode == _MODE_RAW and value is not None else self._get_slow(key)
             if record is not None:
                 found[key] = record
 
     def _select_slim(self, chunk: list[str], now: float, found: dict[str, dict[str, Any]]) -> None:
-        marks = ",".join("?" * len(chunk))
-        rows = self._dc._con.execute(
-            f"SELECT key, {_SLIM_COLUMN} FROM Cache WHERE key IN ({marks}) AND raw = 1"
-            " AND (expire_time IS NULL OR expire_time > ?)", (*chunk, now)
-        ).fetchall()
-        for key, fields in rows:
+        for key, fields in self._select(_SLIM_COLUMN, chunk, now):
             values = None
             if fields is not None:
                 try:

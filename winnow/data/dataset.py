@@ -62,6 +62,7 @@ class Dataset:
         return iter(self.samples)
 
 
+@gc_paused()  # every object made here stays alive: no cycles to collect (winnow/gcpause.py)
 def load(
     path: str | os.PathLike[str],
     *,
@@ -79,19 +80,6 @@ def load(
     content hashes. ``on_bad_row="fail"`` raises DataError for any bad row; "skip" collects
     them in ``bad_rows``.
     """
-    with gc_paused():  # every object made here stays alive: no cycles to collect (gcpause.py)
-        return _load(path, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=on_bad_row)
-
-
-def _load(
-    path: str | os.PathLike[str],
-    *,
-    layout: str | None = None,
-    column_map: Mapping[str, str] | None = None,
-    id_column: str | None = None,
-    on_bad_row: OnBadRow = "fail",
-) -> Dataset:
-    """``load`` with the collector already paused."""
     if on_bad_row not in ("fail", "skip"):
         raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
     mapping = dict(column_map or {})

@@ -71,7 +71,7 @@ class Engine:
         self._stopping: str | None = None
         self._version = _version()
         self._fingerprints: dict[int, str] = {}  # id(judge) -> fingerprint, fixed for one run
-        self._parts_memo: dict[tuple[Any, ...], CallBase] = {}
+        self._bases: dict[tuple[Any, ...], CallBase] = {}
 
     # ------------------------------------------------------------------ public
     def run(self, samples: Sequence[Sample], runs: Sequence[JudgeRun]) -> list[list[Verdict]]:
@@ -79,7 +79,7 @@ class Engine:
         self.stats.rows_total += len(samples) * len(runs)
         # a judge's options may change between runs, never during one: hash them once per run
         self._fingerprints = {id(jr.judge): jr.judge.fingerprint for jr in runs}
-        self._parts_memo = {}
+        self._bases = {}
         self._by_run = {}  # ids are only unique while the run's JudgeRun objects live
         results: list[list[Verdict | None]] = [[None] * len(samples) for _ in runs]
 
@@ -132,7 +132,7 @@ class Engine:
         """
         memo_key: tuple[Any, ...] | None = (id(jr), spec.top_logprobs, tuple(spec.params.items()))
         try:
-            base = self._parts_memo.get(memo_key)  # type: ignore[arg-type]
+            base = self._bases.get(memo_key)  # type: ignore[arg-type]
         except TypeError:  # an unhashable override (a list of stop words): build it each time
             base = memo_key = None
         if base is None:
@@ -151,7 +151,7 @@ class Engine:
             )
             base = CallBase(template, params)
             if memo_key is not None:
-                self._parts_memo[memo_key] = base
+                self._bases[memo_key] = base
         return base
 
     def _usable(self, record: dict[str, Any] | None) -> dict[str, Any] | None:
