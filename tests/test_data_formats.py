@@ -13,7 +13,7 @@ import pytest
 
 from winnow.data import DataError, load, parse_column_map, save
 from winnow.data.ids import content_id
-from winnow.types import Turn
+from winnow.types import Sample, Turn, alpaca_turns
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 ALPACA_9K = DATA / "alpaca_random_9k.json"
@@ -209,6 +209,20 @@ def test_same_conversation_same_id_across_layouts(tmp_path):
         == content_id([Turn("user", "Q"), Turn("assistant", "A")])
     )
     assert load(alpaca).samples[0].alpaca == ("Q", "", "A")  # `input` is optional
+
+
+def test_alpaca_samples_build_turns_and_ids_when_first_asked(tmp_path):
+    path = tmp_path / "a.jsonl"
+    row = {"instruction": "Q", "input": "ctx", "output": "A", "extra": 1}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    sample = load(path).samples[0]
+    assert sample._turns is None and sample._id is None  # a cached AlpaGasus re-run needs neither
+    assert sample.turns == alpaca_turns("Q", "ctx", "A") == [Turn("user", "Q\n\nctx"), Turn("assistant", "A")]
+    assert sample.id == content_id(sample.turns)
+    assert sample == Sample(sample.id, list(sample.turns), sample.row, 0, ("Q", "ctx", "A"))
+    assert sample != Sample("other", list(sample.turns), sample.row, 0, ("Q", "ctx", "A"))
+    with pytest.raises(ValueError, match="turns or its Alpaca"):
+        Sample(None, None, {}, 0)
 
 
 def test_seed_tasks_with_dotted_column_map(tmp_path):

@@ -26,7 +26,7 @@ from winnow.cache import CacheError, JudgmentCache, cache_key, key_parts
 from winnow.cache.key import KeyTemplate
 from winnow.engine import Engine, EngineSettings, JudgeRun, ModelConfig
 from winnow.engine.writer import GroupWriter
-from winnow.judges.base import Answer, Ask, CallSpec, Judge, RequestFailed, Verdict
+from winnow.judges.base import Answer, Ask, CallSpec, Judge, RequestFailed, SingleCallJudge, Verdict
 from winnow.types import Sample, Status, Turn
 
 MODEL = "openai/fake-model"
@@ -171,6 +171,68 @@ def test_max_cost_stop_still_finishes_every_cached_row(tmp_path: Path) -> None:
         verdicts = engine.run(samples, [run])[0]
     assert [v.status for v in verdicts[30:]] == [Status.OK] * 10
     assert all(str(v.reason).startswith("not judged") for v in verdicts[:30])
+
+
+# ----------------------------------------------------------------------------- single-call judges
+
+
+class EchoJudge(SingleCallJudge):
+    """One call per sample; a sample marked SKIP is decided without a call."""
+
+    name = "echo"
+    columns = ("text",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plans = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return "echo"
+
+    def plan(self, sample: Sample) -> CallSpec | Verdict:
+        self.plans += 1
+        if "SKIP" in sample.turns[0].content:
+            return self.failed("nothing to ask")
+        messages = [{"role": "user", "content": sample.turns[0].content}]
+        return CallSpec(messages=messages, parse=lambda r: {"text": r.text})
+
+
+class CoroutineEchoJudge(EchoJudge):
+    """The same judge through its own coroutine (a subclass that overrides ``judge``)."""
+
+    async def judge(self, sample: Sample, ask: Ask) -> Verdict:
+        return await super().judge(sample, ask)
+
+
+def test_single_call_judges_are_planned_directly_and_agree_with_their_coroutine(tmp_path: Path, monkeypatch) -> None:
+    samples = [_sample(n) for n in range(6)]
+    samples[2] = Sample(id="skip", turns=[Turn("user", "SKIP me"), Turn("assistant", "-")], row={}, index=2)
+    samples[4] = Sample(id="fail", turns=[Turn("user", "FAILME now"), Turn("assistant", "-")], row={}, index=4)
+    assert EchoJudge.plans_directly() and not CoroutineEchoJudge.plans_directly()
+    with FakeServer(record=True) as srv, JudgmentCache(tmp_path / "c") as cache:
+        srv.script("FAILME", fault="500")
+        with JudgmentCache(tmp_path / "coroutine") as other:
+            _, expected = _run(CoroutineEchoJudge(), samples, srv, other, max_retries=1)
+        sent = srv.total
+
+        def no_coroutine(*_: Any) -> Any:
+            raise AssertionError("a directly planned judge was driven through its coroutine")
+
+        monkeypatch.setattr(SingleCallJudge, "judge", no_coroutine)
+        judge = EchoJudge()
+        _, fresh = _run(judge, samples, srv, cache, max_retries=1)  # misses: the online pass
+        assert judge.plans == 6 and srv.total == 2 * sent  # each miss planned (rendered) once
+        again_judge = EchoJudge()
+        engine, again = _run(again_judge, samples, srv, cache, max_retries=1)  # hits: no loop at all
+    assert [(v.status, v.values, v.reason) for v in fresh] == [(v.status, v.values, v.reason) for v in expected]
+    assert [(v.status, v.values) for v in again] == [(v.status, v.values) for v in expected]
+    assert [v.status for v in expected] == [Status.OK, Status.OK, Status.JUDGE_FAILED, Status.OK,
+                                            Status.JUDGE_FAILED, Status.OK]
+    assert expected[2].reason == "nothing to ask" and str(expected[4].reason).startswith("request failed")
+    # only the failed request goes out again (a failure without a reply is no judgment to cache)
+    assert (engine.stats.cache_hits, engine.stats.calls, engine.stats.requests) == (4, 0, 2)
+    assert srv.total == 2 * sent + 2
 
 
 # ----------------------------------------------------------------------------- group commit

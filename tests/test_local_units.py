@@ -189,3 +189,17 @@ def test_a_file_that_is_not_gguf_fails_with_the_server_log(tmp_path):
     assert not server.running
     assert server.log_path is not None and server.log_path.exists()  # kept for the user to read
     server.log_path.unlink()
+
+
+def test_asking_whether_a_model_is_local_loads_no_server_code() -> None:
+    code = ("import sys; from winnow.local.files import is_local_model; is_local_model('local'); "
+            "print('winnow.local.server' in sys.modules, 'subprocess' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+    from winnow.local import LocalServer, local_model  # still there, loaded on first use
+
+    assert callable(local_model) and LocalServer.__name__ == "LocalServer"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        import winnow.local
+
+        winnow.local.nope  # noqa: B018

@@ -75,3 +75,25 @@ def test_a_missing_variable_is_jinjas_own_error() -> None:
     with pytest.raises(TemplateProblem, match=r"judge.jinja: 'absent' is undefined"):
         template.render_messages(present="here")
     assert template._plain and "user" in template._plain  # the plain path handed it back
+
+
+_BRANCHES = ("{% block system %}S{% endblock %}{% block user %}\n{% if a %}A {{ x }}{% elif b %}B {{ y | data }}"
+             "{% else %}C {{ z }}{% endif %}!{% endblock %}")
+
+
+@pytest.mark.parametrize("variables", [
+    {"a": 1, "x": "<data>", "b": 0},  # y and z are never needed
+    {"a": "", "b": True, "y": "</data>"},
+    {"a": None, "b": [], "z": 3.5},
+    {"a": 0, "b": 0, "z": ""},
+])
+def test_elif_chains_need_only_the_names_of_the_branch_taken(variables: dict[str, Any]) -> None:
+    template = template_from_text(_BRANCHES, "branches.jinja")
+    assert template.render_messages(**variables) == _jinja_messages(template, variables)
+    assert template._messages is not None  # every block rendered by the compiled function
+
+
+def test_a_name_only_in_the_globals_is_found_through_jinja() -> None:
+    template = template_from_text("{% block user %}{{ q }} {{ range }}{% endblock %}", "globals.jinja")
+    messages = template.render_messages(q="x")
+    assert messages == _jinja_messages(template, {"q": "x"}) and messages[0]["content"].startswith("x <function")

@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Judge", "JudgmentCache", "Pipeline", "__version__", "load", "rate", "save", "select"]
+__all__ = ["Judge", "JudgmentCache", "Pipeline", "SingleCallJudge", "__version__", "load", "rate", "save", "select"]
 
 _LAZY = {
     "rate": ("winnow.api", "rate"),
@@ -18,6 +18,7 @@ _LAZY = {
     "load": ("winnow.data", "load"),
     "save": ("winnow.data", "save"),
     "Judge": ("winnow.judges.base", "Judge"),
+    "SingleCallJudge": ("winnow.judges.base", "SingleCallJudge"),
     "JudgmentCache": ("winnow.cache", "JudgmentCache"),
     "Pipeline": ("winnow.pipeline", "Pipeline"),
 }

@@ -8,9 +8,13 @@ validation would dominate the per-row cost.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
+
+import orjson
 
 Role = Literal["system", "user", "assistant"]
 
@@ -31,7 +35,24 @@ class Turn:
     content: str
 
 
-@dataclass(slots=True)
+def alpaca_turns(instruction: str, input_text: str, output: str) -> list[Turn]:
+    """The conversation of an Alpaca row: user = instruction (+ "\\n\\n" + input), assistant = output."""
+    user = instruction + "\n\n" + input_text if input_text else instruction
+    return [Turn("user", user), Turn("assistant", output)]
+
+
+def content_id(turns: Sequence[Turn]) -> str:
+    """``"h"`` + 16 hex chars of blake2b over the canonical JSON of the turns.
+
+    Canonical JSON: ``[[role, content], ...]`` encoded by orjson (compact, UTF-8, no
+    ``ensure_ascii``), which has exactly one encoding for a list of string pairs.  The hash
+    covers the turns only, so the same conversation gets the same id whatever file or layout
+    it came from, and annotation columns added by an earlier run never change it.
+    """
+    payload = orjson.dumps([[t.role, t.content] for t in turns])
+    return "h" + hashlib.blake2b(payload, digest_size=8).hexdigest()
+
+
 class Sample:
     """One instruction-tuning example, normalised from whatever layout the file used.
 
@@ -39,13 +60,56 @@ class Sample:
     written without annotations reproduces its input.
     ``alpaca`` keeps ``(instruction, input, output)`` separately when the row was in Alpaca
     layout, because AlpaGasus' prompt shows the input under its own header (methods.md 1.2).
+
+    Why a hand-written class: ``turns`` of an Alpaca row and a content-hash ``id`` are built
+    on first use.  A cached AlpaGasus re-run reads neither, and building both for every row
+    was about half of loading a file (~5 us a row); the loader still validates every field.
     """
 
-    id: str
-    turns: list[Turn]
-    row: dict[str, Any]
-    index: int
-    alpaca: tuple[str, str, str] | None = None
+    __slots__ = ("_id", "_turns", "alpaca", "index", "row")
+
+    def __init__(
+        self,
+        id: str | None,
+        turns: list[Turn] | None,
+        row: dict[str, Any],
+        index: int,
+        alpaca: tuple[str, str, str] | None = None,
+    ) -> None:
+        if turns is None and alpaca is None:
+            raise ValueError("a Sample needs its turns or its Alpaca (instruction, input, output)")
+        self._id = id  # None: the content hash of the turns, computed when first asked for
+        self._turns = turns  # None: built from ``alpaca`` when first asked for
+        self.row = row
+        self.index = index
+        self.alpaca = alpaca
+
+    @property
+    def id(self) -> str:
+        sample_id = self._id
+        if sample_id is None:
+            sample_id = self._id = content_id(self.turns)
+        return sample_id
+
+    @property
+    def turns(self) -> list[Turn]:
+        turns = self._turns
+        if turns is None:
+            assert self.alpaca is not None  # __init__ refuses a Sample with neither
+            turns = self._turns = alpaca_turns(*self.alpaca)
+        return turns
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sample):
+            return NotImplemented
+        return (self.id, self.turns, self.row, self.index, self.alpaca) == (
+            other.id, other.turns, other.row, other.index, other.alpaca
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaced
+
+    def __repr__(self) -> str:
+        return f"Sample(id={self.id!r}, turns={self.turns!r}, row={self.row!r}, index={self.index!r})"
 
     def exchanges(self) -> list[tuple[str, str]]:
         """User turns paired with the assistant reply that follows (``""`` if none).

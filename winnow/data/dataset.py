@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from winnow.data.errors import DataError
-from winnow.data.ids import content_id, id_from_value
+from winnow.data.ids import id_from_value
 from winnow.data.layouts import (
     LAYOUTS,
     MISSING,
@@ -123,9 +123,8 @@ def load(
         rows.append(value)
         try:
             turns, alpaca = convert(value)
-            if get_id is None:
-                sample_id = content_id(turns)
-            else:
+            sample_id = None  # a content hash, computed when first asked for (winnow.types.Sample)
+            if get_id is not None:
                 sample_id = _user_id(get_id(value), id_column or "", index, first_seen, lines)
         except RowError as exc:
             bad.append(BadRow(name, index, line, exc.field, exc.message))

@@ -7,22 +7,9 @@ run never change it.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from winnow.types import content_id
 
-import orjson
-
-from winnow.types import Turn
-
-
-def content_id(turns: Sequence[Turn]) -> str:
-    """``"h"`` + 16 hex chars of blake2b over the canonical JSON of the turns.
-
-    Canonical JSON: ``[[role, content], ...]`` encoded by orjson (compact, UTF-8, no
-    ``ensure_ascii``), which has exactly one encoding for a list of string pairs.
-    """
-    payload = orjson.dumps([[t.role, t.content] for t in turns])
-    return "h" + hashlib.blake2b(payload, digest_size=8).hexdigest()
+__all__ = ["content_id", "id_from_value"]
 
 
 def id_from_value(value: object) -> str | None:

@@ -30,7 +30,7 @@ ROLE_NAMES: dict[str, Role] = {
 DETECT_ROWS = 20  # rows looked at when guessing the layout of a file
 
 Alpaca = tuple[str, str, str]
-Converter = Callable[[dict[str, Any]], tuple[list[Turn], Alpaca | None]]
+Converter = Callable[[dict[str, Any]], tuple[list[Turn] | None, Alpaca | None]]
 
 MISSING: Any = object()
 
@@ -143,10 +143,11 @@ def _string(value: Any, field: str) -> str:
 
 
 def alpaca_converter(instruction: str, input_: str, output: str) -> Converter:
-    """Alpaca: user = instruction + ("\\n\\n" + input if input), assistant = output."""
+    """Alpaca: user = instruction + ("\\n\\n" + input if input), assistant = output
+    (``winnow.types.alpaca_turns``); only the (instruction, input, output) triple is kept."""
     get_i, get_in, get_o = getter(instruction), getter(input_), getter(output)
 
-    def convert(row: dict[str, Any]) -> tuple[list[Turn], Alpaca | None]:
+    def convert(row: dict[str, Any]) -> tuple[list[Turn] | None, Alpaca | None]:
         instr = _string(get_i(row), instruction)
         inp = get_in(row)
         if inp is MISSING or inp is None:  # `input` is optional in Alpaca files
@@ -154,10 +155,9 @@ def alpaca_converter(instruction: str, input_: str, output: str) -> Converter:
         elif not isinstance(inp, str):
             raise RowError(input_, f"expected a string, got {_type_name(inp)}")
         out = _string(get_o(row), output)
-        user = instr + "\n\n" + inp if inp else instr
-        if not user.strip():
+        if not instr.strip() and not inp.strip():  # the user turn would be blank
             raise RowError(instruction, "empty instruction")
-        return [Turn("user", user), Turn("assistant", out)], (instr, inp, out)
+        return None, (instr, inp, out)  # the Sample builds its turns when first asked (types.py)
 
     return convert
 

@@ -72,6 +72,7 @@ class Engine:
         self._version = _version()
         self._fingerprints: dict[int, str] = {}  # id(judge) -> fingerprint, fixed for one run
         self._bases: dict[tuple[Any, ...], CallBase] = {}
+        self._plain_bases: dict[int, CallBase] = {}  # id(JudgeRun) -> its base without overrides
 
     # ------------------------------------------------------------------ public
     def run(self, samples: Sequence[Sample], runs: Sequence[JudgeRun]) -> list[list[Verdict]]:
@@ -80,6 +81,7 @@ class Engine:
         # a judge's options may change between runs, never during one: hash them once per run
         self._fingerprints = {id(jr.judge): jr.judge.fingerprint for jr in runs}
         self._bases = {}
+        self._plain_bases = {}
         self._by_run = {}  # ids are only unique while the run's JudgeRun objects live
         results: list[list[Verdict | None]] = [[None] * len(samples) for _ in runs]
 
@@ -130,29 +132,37 @@ class Engine:
         Everything but the schema and the messages is the same for every call of a judge with
         the same overrides, so it is built (and its key JSON encoded) once per run.
         """
+        if not spec.params and not spec.top_logprobs:  # most calls: no overrides
+            base = self._plain_bases.get(id(jr))
+            if base is None:
+                base = self._plain_bases[id(jr)] = self._new_base(jr, spec)
+            return base
         memo_key: tuple[Any, ...] | None = (id(jr), spec.top_logprobs, tuple(spec.params.items()))
         try:
             base = self._bases.get(memo_key)  # type: ignore[arg-type]
         except TypeError:  # an unhashable override (a list of stop words): build it each time
             base = memo_key = None
         if base is None:
-            judge = jr.judge
-            params = dict(judge.params)
-            params.update(spec.params)
-            if spec.top_logprobs:
-                params["top_logprobs"] = spec.top_logprobs
-            fingerprint = self._fingerprints.get(id(judge))
-            template = KeyTemplate(
-                judge=judge.name,
-                fingerprint=fingerprint if fingerprint is not None else judge.fingerprint,
-                model=jr.model.model,
-                api_base=jr.model.cache_api_base,
-                params=params,
-            )
-            base = CallBase(template, params)
+            base = self._new_base(jr, spec)
             if memo_key is not None:
                 self._bases[memo_key] = base
         return base
+
+    def _new_base(self, jr: JudgeRun, spec: CallSpec) -> CallBase:
+        judge = jr.judge
+        params = dict(judge.params)
+        params.update(spec.params)
+        if spec.top_logprobs:
+            params["top_logprobs"] = spec.top_logprobs
+        fingerprint = self._fingerprints.get(id(judge))
+        template = KeyTemplate(
+            judge=judge.name,
+            fingerprint=fingerprint if fingerprint is not None else judge.fingerprint,
+            model=jr.model.model,
+            api_base=jr.model.cache_api_base,
+            params=params,
+        )
+        return CallBase(template, params)
 
     def _usable(self, record: dict[str, Any] | None) -> dict[str, Any] | None:
         if record is None:

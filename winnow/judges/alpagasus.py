@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from winnow.judges.base import Ask, CallSpec, Judge, ParseError, Verdict, combine_fingerprint
+from winnow.judges.base import CallSpec, ParseError, SingleCallJudge, combine_fingerprint
 from winnow.judges.parsing import extract_json, score_from_text
 from winnow.prompts import builtin_template
-from winnow.types import Reply, Sample, Status
+from winnow.types import Reply, Sample
 
 SCORE_RANGE = (0.0, 5.0)
 
@@ -22,6 +22,12 @@ SCORE_RANGE = (0.0, 5.0)
 class AlpagasusOutput(BaseModel):
     score: float = Field(ge=SCORE_RANGE[0], le=SCORE_RANGE[1])
     explanation: str
+
+
+# built once: pydantic takes ~0.3 ms to build a schema, longer than judging a cached row
+ALPAGASUS_SCHEMA: dict[str, Any] = AlpagasusOutput.model_json_schema()
+STRUCTURED_HINT = 'a JSON object {"score": <0-5>, "explanation": "..."}'
+TEXT_HINT = "the score (a number from 0 to 5) alone on the first line, then your explanation"
 
 
 def triplet(sample: Sample) -> tuple[str, str, str]:
@@ -44,7 +50,7 @@ def triplet(sample: Sample) -> tuple[str, str, str]:
     return transcript, "", answer
 
 
-class AlpagasusJudge(Judge):
+class AlpagasusJudge(SingleCallJudge):
     name = "alpagasus"
     description = "AlpaGasus: rates the response's accuracy (or another dimension) on 0-5."
     columns = ("score", "explanation")
@@ -84,18 +90,10 @@ class AlpagasusJudge(Judge):
         explanation = "\n".join(lines[1:]).strip() if len(lines) > 1 else ""
         return {"score": score, "explanation": explanation}
 
-    async def judge(self, sample: Sample, ask: Ask) -> Verdict:
-        spec = CallSpec(
+    def plan(self, sample: Sample) -> CallSpec:
+        return CallSpec(
             messages=self.render(sample),
             parse=self.parse,
-            schema=AlpagasusOutput.model_json_schema() if self.structured else None,
-            format_hint=(
-                'a JSON object {"score": <0-5>, "explanation": "..."}'
-                if self.structured
-                else "the score (a number from 0 to 5) alone on the first line, then your explanation"
-            ),
+            schema=ALPAGASUS_SCHEMA if self.structured else None,
+            format_hint=STRUCTURED_HINT if self.structured else TEXT_HINT,
         )
-        answer = await ask(spec)
-        if not answer.ok or answer.parsed is None:
-            return self.failed(answer.error or "unparseable reply", [answer.key])
-        return Verdict(Status.OK, dict(answer.parsed), None, [answer.key])

@@ -146,6 +146,43 @@ class Judge(ABC):
         return out
 
 
+class SingleCallJudge(Judge):
+    """A judge that asks one question per sample: ``plan`` the call, ``conclude`` from its answer.
+
+    Why a shape of its own: the engine's cache-first pass calls the two halves directly, with
+    no coroutine per row (driving one coroutine per row was a third of judging a cached
+    re-run).  ``judge`` is the same two halves around ``ask``, so both paths agree; a subclass
+    that overrides ``judge`` itself is always run through its coroutine.
+    """
+
+    @abstractmethod
+    def plan(self, sample: Sample) -> CallSpec | Verdict:
+        """The one call for ``sample``, or a Verdict when no call can be made (e.g. a template
+        that needs a column this row lacks)."""
+
+    def conclude(self, sample: Sample, answer: Answer) -> Verdict:
+        """The verdict from the call's answer: ``values`` of a parsed reply, else judge_failed."""
+        parsed = answer.parsed
+        if parsed is None or not answer.ok:
+            return self.failed(answer.error or "unparseable reply", [answer.key])
+        return Verdict(Status.OK, self.values(parsed), None, [answer.key])
+
+    def values(self, parsed: dict[str, Any]) -> dict[str, Any]:
+        """The verdict's values from the parsed reply (a copy: the answer may be shared)."""
+        return dict(parsed)
+
+    async def judge(self, sample: Sample, ask: Ask) -> Verdict:
+        spec = self.plan(sample)
+        if isinstance(spec, Verdict):
+            return spec
+        return self.conclude(sample, await ask(spec))
+
+    @classmethod
+    def plans_directly(cls) -> bool:
+        """True unless a subclass replaced ``judge`` (then only its coroutine is trusted)."""
+        return cls.judge is SingleCallJudge.judge
+
+
 def combine_fingerprint(*parts: Any) -> str:
     import hashlib
 

@@ -34,11 +34,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from winnow.judges.alpagasus import triplet
-from winnow.judges.base import Ask, CallSpec, Judge, ParseError, Verdict, combine_fingerprint
+from winnow.judges.base import CallSpec, ParseError, SingleCallJudge, Verdict, combine_fingerprint
 from winnow.judges.parsing import extract_json, score_from_text
 from winnow.judges.user_schema import NUMERIC, SchemaProblem, model_from_fields, model_from_json_schema
 from winnow.prompts import PromptTemplate, TemplateProblem, template_from_text
-from winnow.types import Reply, Sample, Status, Turn
+from winnow.types import Reply, Sample, Turn
 
 __all__ = ["TOP_KEYS", "VARIABLES", "UserJudge", "UserJudgeError", "load_user_judge"]
 
@@ -88,7 +88,7 @@ def sample_variables(sample: Sample) -> dict[str, Any]:
     }
 
 
-class UserJudge(Judge):
+class UserJudge(SingleCallJudge):
     def __init__(self, *, name: str, description: str, template: PromptTemplate, model: type[BaseModel],
                  types: dict[str, Any], columns: list[str], score_field: str | None,
                  score_range: tuple[float, float] | None, params: dict[str, Any], structured: bool,
@@ -141,17 +141,16 @@ class UserJudge(Judge):
     def preview(self, sample: Sample) -> list[tuple[str, list[dict[str, str]]]]:
         return [("main", self.render(sample))]
 
-    async def judge(self, sample: Sample, ask: Ask) -> Verdict:
+    def plan(self, sample: Sample) -> CallSpec | Verdict:
         try:
             messages = self.render(sample)
         except TemplateProblem as exc:  # e.g. {{ row.question }} on a row without that column
             return self.failed(f"template: {exc}")
-        answer = await ask(CallSpec(messages=messages, parse=self.parse,
-                                    schema=self.schema if self.structured else None,
-                                    format_hint=self.format_hint()))
-        if not answer.ok or answer.parsed is None:
-            return self.failed(answer.error or "unparseable reply", [answer.key])
-        return Verdict(Status.OK, {c: answer.parsed.get(c) for c in self.columns}, None, [answer.key])
+        return CallSpec(messages=messages, parse=self.parse, schema=self.schema if self.structured else None,
+                        format_hint=self.format_hint())
+
+    def values(self, parsed: dict[str, Any]) -> dict[str, Any]:
+        return {c: parsed.get(c) for c in self.columns}
 
 
 # ----------------------------------------------------------------------------- loading

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from winnow.prompts.plain import PlainBlock, compile_blocks
+from winnow.prompts.plain import PlainBlock, compile_blocks, compile_messages
 
 _ROLES = ("system", "user")
 
@@ -58,6 +58,7 @@ class PromptTemplate:
     _template: Any
     _globals: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     _plain: dict[str, PlainBlock] | None = field(default=None, compare=False, repr=False)
+    _messages: Any = field(default=None, compare=False, repr=False)  # all blocks plain: one function
 
     def render(self, **variables: Any) -> str:
         try:
@@ -89,6 +90,15 @@ class PromptTemplate:
         if plain is None:  # blocks simple enough to render without Jinja (winnow.prompts.plain)
             plain = compile_blocks(template.environment, self.source, _ROLES)
             object.__setattr__(self, "_plain", plain)
+            present = tuple(role for role in _ROLES if role in blocks)
+            if all(role in plain for role in present):
+                object.__setattr__(self, "_messages", compile_messages(plain, present))
+        if self._messages is not None:
+            try:  # the variables alone, no merge with the globals: they win over globals anyway
+                messages: list[dict[str, str]] = self._messages(variables, data_block)
+                return messages
+            except KeyError:
+                pass  # a name missing from the variables: the general path finds or reports it
         env = template.environment
         merged = {**glob, **variables}
         ctx = None

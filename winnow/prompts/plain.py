@@ -19,53 +19,87 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["PlainBlock", "compile_blocks"]
+__all__ = ["PlainBlock", "compile_blocks", "compile_messages"]
 
 # An op is a str (text), ("var", name), ("data", name) or ("if", [(test, ops), ...], else_ops).
 Op = Any
 
 
-class _Missing(Exception):
-    """A variable the block needs is not given: let Jinja render it (and raise its error)."""
-
-
 class PlainBlock:
-    __slots__ = ("_ops",)
+    """One block as a Python expression over the variables, compiled once (``render_fn``).
+
+    Generated code, not an interpreter over the ops: walking the ops per render cost ~4 us a
+    prompt, the compiled expression about a third of that.  Only text constants (held in the
+    function's globals, never spliced into source) and variable names (written with ``repr``)
+    go into the generated source, so no template content is ever executed.
+    """
+
+    __slots__ = ("expression", "render_fn", "scope")
 
     def __init__(self, ops: list[Op]) -> None:
-        self._ops = ops
+        self.scope: dict[str, Any] = {"__builtins__": {}, "str": str}
+        self.expression = _expression(ops, self.scope)
+        self.render_fn: Callable[[dict[str, Any], Callable[[Any], str]], str] = _compile(
+            f"lambda v, _data: {self.expression}", self.scope
+        )
 
     def render(self, variables: dict[str, Any], data_filter: Callable[[Any], str]) -> str | None:
         """The block's text, or None when a variable is missing (Jinja then reports it)."""
-        out: list[str] = []
         try:
-            _run(self._ops, variables, data_filter, out)
-        except _Missing:
+            return self.render_fn(variables, data_filter)
+        except KeyError:
             return None
-        return "".join(out)
 
 
-def _run(ops: list[Op], variables: dict[str, Any], data_filter: Callable[[Any], str], out: list[str]) -> None:
+def compile_messages(
+    plain: dict[str, PlainBlock], roles: tuple[str, ...]
+) -> Callable[[dict[str, Any], Callable[[Any], str]], list[dict[str, str]]]:
+    """One function rendering every block of ``roles`` to chat messages (blank ones left out).
+
+    Raises KeyError when a variable is missing: the caller then takes the general path.
+    """
+    scope: dict[str, Any] = {"__builtins__": {}, "str": str}
+    lines = ["def render(v, _data):", "    out = []"]
+    for role in roles:
+        block = plain[role]
+        name = f"_b{len(scope)}"
+        scope[name] = block.render_fn
+        lines += [f"    text = {name}(v, _data).strip('\\n')",
+                  f"    if text: out.append({{'role': {role!r}, 'content': text}})"]
+    lines.append("    return out")
+    exec("\n".join(lines), scope)  # generated from names and repr()d role strings only
+    fn: Callable[[dict[str, Any], Callable[[Any], str]], list[dict[str, str]]] = scope["render"]
+    return fn
+
+
+def _compile(source: str, scope: dict[str, Any]) -> Any:
+    return eval(source, scope)  # see PlainBlock: constants by name, names by repr()
+
+
+def _expression(ops: list[Op], scope: dict[str, Any]) -> str:
+    """A Python expression with the text of ``ops``: ``str()`` for names, ``_data()`` for
+    the data filter, conditional expressions for if/elif/else (only the branch taken is
+    evaluated, as in Jinja, so a name used only in another branch need not exist)."""
+    parts: list[str] = []
     for op in ops:
         if type(op) is str:
-            out.append(op)
-            continue
-        kind = op[0]
-        if kind == "if":
-            for test, body in op[1]:
-                if test not in variables:
-                    raise _Missing
-                if variables[test]:
-                    _run(body, variables, data_filter, out)
-                    break
-            else:
-                _run(op[2], variables, data_filter, out)
-            continue
-        name = op[1]
-        if name not in variables:
-            raise _Missing
-        value = variables[name]
-        out.append(str(data_filter(value)) if kind == "data" else str(value))
+            name = f"_c{len(scope)}"
+            scope[name] = op
+            parts.append(name)
+        elif op[0] == "if":
+            expr = _expression(op[2], scope)
+            for test, body in reversed(op[1]):
+                expr = f"({_expression(body, scope)} if v[{test!r}] else {expr})"
+            parts.append(expr)
+        elif op[0] == "data":
+            parts.append(f"_data(v[{op[1]!r}])")
+        else:
+            parts.append(f"str(v[{op[1]!r}])")
+    if not parts:
+        return "''"
+    if len(parts) == 1:
+        return parts[0]  # every part is a str already (data_block returns one)
+    return f"''.join(({', '.join(parts)},))"
 
 
 def compile_blocks(environment: Any, source: str, names: tuple[str, ...]) -> dict[str, PlainBlock]:
