@@ -41,7 +41,10 @@ def child_cli(out: str, argv: list[str]) -> None:
     # what ``rate`` imports lazily, and the judge's one-time set-up (pydantic models, template
     # compilation), is interpreter start-up: done before the timers, as the ceiling imports
     # aiohttp before its own
+    import diskcache  # noqa: F401  # what JudgmentCache imports when it opens
+
     import winnow.api
+    import winnow.cache
     import winnow.data
     import winnow.engine.fast_transport
     import winnow.engine.progress
@@ -201,6 +204,8 @@ def main() -> None:
         "ideal_rows_per_s": a.concurrency / a.latency, "summary": summary,
         "cached_engine_rows_per_s": statistics.median(n9k / c["engine_wall"] for c in cached),
         "cached_rate_rows_per_s": statistics.median(n9k / c["rate_wall"] for c in cached),
+        "cached_rate_each_rows_per_s": [round(n9k / c["rate_wall"]) for c in cached],
+        "cached_rate_cpu_ms": statistics.median(1000 * c["rate_cpu"] for c in cached),
         "cached_process_wall_s": statistics.median(c["proc_wall"] for c in cached),
         "server_requests_total": sent_after_fill,
     }

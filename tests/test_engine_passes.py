@@ -293,6 +293,38 @@ def test_slim_lookup_names_a_corrupt_record(tmp_path: Path) -> None:
             cache.get_many(["wj1-good", "wj1-bad"], slim=True)
 
 
+def test_a_summary_that_breaks_the_bulk_decode_is_read_row_by_row(tmp_path: Path) -> None:
+    """Summaries are decoded a chunk at a time; one that would shift the others (two arrays in
+    one tag) must not pair a key with its neighbour's fields."""
+    import orjson
+
+    with JudgmentCache(tmp_path / "c") as cache:
+        cache.put_many([(k, _record(k)) for k in ("wj1-a", "wj1-c")])
+        whole = _record("wj1-b") | {"parsed": {"score": 1}}
+        cache._dc._con.execute("INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count,"
+                               " tag, size, mode, filename, value) VALUES ('wj1-b', 1, 0, NULL, 0, 0, ?, 0, 1,"
+                               " NULL, ?)", (b'["ok",{"score":9},null,"wj1-x"],["ok",{},null,"wj1-y"]',
+                                             orjson.dumps(whole)))
+        found = cache.get_many(["wj1-a", "wj1-b", "wj1-c"], slim=True)
+    assert found["wj1-b"] == {"status": "ok", "parsed": {"score": 1}, "error": None, "key": "wj1-b"}
+    assert found["wj1-a"]["key"] == "wj1-a" and found["wj1-c"]["key"] == "wj1-c"
+    assert found["wj1-c"]["parsed"] == {"score": 4.199999999999999}
+
+
+def test_slim_lookups_read_only_the_covering_index(tmp_path: Path) -> None:
+    with JudgmentCache(tmp_path / "c") as cache:
+        cache.put_many([(f"wj1-{n}", _record(f"wj1-{n}")) for n in range(3)])
+        con = cache._dc._con
+        statements: list[str] = []
+        con.set_trace_callback(statements.append)
+        found = cache.get_many(["wj1-0", "wj1-2", "wj1-9"], slim=True)
+        con.set_trace_callback(None)
+        select = next(sql for sql in statements if sql.startswith("SELECT key, tag"))
+        plan = " ".join(str(row[-1]) for row in con.execute("EXPLAIN QUERY PLAN " + select))
+    assert sorted(found) == ["wj1-0", "wj1-2"]
+    assert "COVERING INDEX Cache_winnow_slim" in plan, plan  # no table page read per record
+
+
 def test_rows_without_a_summary_are_read_through_json_extract(tmp_path: Path) -> None:
     """Rows written before the summary existed (tag NULL) still answer slim look-ups."""
     import orjson

@@ -179,7 +179,7 @@ def rate(
         for i, sample in enumerate(dataset.samples):
             row = dict(sample.row)
             for j, judge in enumerate(judge_objects):
-                row.update(judge.flatten(verdicts[j][i]))
+                judge.flatten_into(row, verdicts[j][i])
             rows.append(row)
     names = [j.name for j in judge_objects]
     if "deita_complexity" in names and "deita_quality" in names:

@@ -40,7 +40,11 @@ _MODE_RAW = 1  # diskcache.core.MODE_RAW: bytes kept as they are
 # older winnow) gets the same array from SQLite's json_extract, numbers spelled as stored.
 SLIM_FIELDS = ("status", "parsed", "error", "key")
 _SLIM_EXTRACT = "json_extract(CAST(value AS TEXT), " + ", ".join(f"'$.{f}'" for f in SLIM_FIELDS) + ")"
-_SLIM_COLUMN = f"CASE WHEN typeof(tag) = 'blob' THEN tag ELSE {_SLIM_EXTRACT} END"
+# A covering index of what a slim look-up reads: the re-run's SELECT touches ~400 index pages
+# instead of one ~4 KB table page per record (9,229 keys: ~18 ms instead of ~30).  Built on
+# open (IF NOT EXISTS: once per cache, ~30 ms per 10K records); SQLite keeps it in step.
+_SLIM_INDEX_NAME = "Cache_winnow_slim"
+_SLIM_INDEX = f"CREATE INDEX IF NOT EXISTS {_SLIM_INDEX_NAME} ON Cache(key, raw, expire_time, tag)"
 _SELECT_ONE = (
     "SELECT mode, value FROM Cache WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
 )
@@ -92,6 +96,7 @@ class JudgmentCache:
             )
             self._dc.get("__probe__")
             self._min_file_size = int(self._dc.disk_min_file_size)
+            self._dc._con.execute(_SLIM_INDEX)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise CacheError(
                 f"{db} is not a usable winnow cache ({exc}); move it away or point --cache-dir elsewhere"
@@ -128,11 +133,13 @@ class JudgmentCache:
             self._select_whole(chunk, now, found)
         return found
 
-    def _select(self, columns: str, chunk: list[str], now: float) -> list[Any]:
-        """``columns`` of the live rows among ``chunk``'s keys, in one SELECT."""
+    def _select(self, columns: str, chunk: list[str], now: float, index: str = "") -> list[Any]:
+        """``columns`` of the live rows among ``chunk``'s keys, in one SELECT (``index``: the
+        index to read them from; SQLite's planner picks the unique key index otherwise)."""
         marks = ",".join("?" * len(chunk))
+        indexed = f" INDEXED BY {index}" if index else ""
         return self._dc._con.execute(
-            f"SELECT key, {columns} FROM Cache WHERE key IN ({marks}) AND raw = 1"
+            f"SELECT key, {columns} FROM Cache{indexed} WHERE key IN ({marks}) AND raw = 1"
             " AND (expire_time IS NULL OR expire_time > ?)", (*chunk, now)
         ).fetchall()
 
@@ -143,7 +150,24 @@ class JudgmentCache:
                 found[key] = record
 
     def _select_slim(self, chunk: list[str], now: float, found: dict[str, dict[str, Any]]) -> None:
-        for key, fields in self._select(_SLIM_COLUMN, chunk, now):
+        rows = self._select("tag", chunk, now, _SLIM_INDEX_NAME)  # from the covering index alone
+        older = [key for key, fields in rows if type(fields) is not bytes]
+        if older:  # rows written before the summary existed: the same array from json_extract
+            extracted = dict(self._select(_SLIM_EXTRACT, older, now))
+            rows = [(key, fields if type(fields) is bytes else extracted.get(key)) for key, fields in rows]
+        try:  # every row with its summary (the rule): one decode for the whole chunk, 3x faster
+            if all(type(fields) is bytes for _, fields in rows):
+                decoded = orjson.loads(b"[" + b",".join([fields for _, fields in rows]) + b"]")
+                batch = {}
+                for (key, _), v in zip(rows, decoded, strict=True):  # a count off by one raises
+                    if type(v) is not list or len(v) != 4:
+                        raise ValueError("not a winnow summary")
+                    batch[key] = {"status": v[0], "parsed": v[1], "error": v[2], "key": v[3]}  # SLIM_FIELDS
+                found.update(batch)
+                return
+        except ValueError:  # orjson's JSONDecodeError is one too: row by row below names the culprit
+            pass
+        for key, fields in rows:
             values = None
             if fields is not None:
                 try:

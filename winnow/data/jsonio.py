@@ -39,10 +39,20 @@ def _std_loads(data: bytes) -> Any:
     return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
 
 
-def loads(data: bytes) -> Any:
-    """Decode one JSON document; raise JSONProblem with a line number on any failure."""
+def brackets(data: bytes) -> int:
+    """How many ``[`` and ``{`` bytes ``data`` holds: a bound on how deep it can nest."""
+    return data.count(b"[") + data.count(b"{")
+
+
+def loads(data: bytes, opening: int | None = None) -> Any:
+    """Decode one JSON document; raise JSONProblem with a line number on any failure.
+
+    ``opening``: ``brackets(data)`` when the caller has counted them already (4 MB: ~3 ms).
+    """
     try:
-        if data.count(b"[") + data.count(b"{") <= ORJSON_SAFE_BRACKETS and not _has_long_int(data):
+        if opening is None:
+            opening = brackets(data)
+        if opening <= ORJSON_SAFE_BRACKETS and not _has_long_int(data):
             return orjson.loads(data)
         return _std_loads(data)
     except (ValueError, RecursionError) as exc:

@@ -11,7 +11,7 @@ from typing import Any
 
 from winnow.data import tabular
 from winnow.data.errors import DataError
-from winnow.data.jsonio import MAX_DEPTH, JSONProblem, dumpable, loads, locate_array_error, too_deep
+from winnow.data.jsonio import MAX_DEPTH, JSONProblem, brackets, dumpable, loads, locate_array_error, too_deep
 from winnow.data.raw import RawTable
 from winnow.types import BadRow
 
@@ -95,8 +95,9 @@ def read_json(data: bytes, name: str) -> RawTable:
         if isinstance(doc, dict) and len(data.strip().splitlines()) == 1:
             return read_jsonl(data, name)  # a one-row JSON Lines file
         raise DataError(f"{name}: the top-level JSON value is an object; expected an array of rows or JSONL")
+    opening = brackets(data)
     try:
-        doc = loads(data)
+        doc = loads(data, opening)
     except JSONProblem as problem:
         where = locate_array_error(data)
         index = where[0] if where else 0
@@ -106,7 +107,7 @@ def read_json(data: bytes, name: str) -> RawTable:
     if not isinstance(doc, list):
         kind = {str: "string", int: "number", float: "number", bool: "boolean"}.get(type(doc), "null")
         raise DataError(f"{name}: the top-level JSON value is a {kind}; expected an array of rows")
-    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and not dumpable(doc):
+    if opening > MAX_DEPTH and not dumpable(doc):
         for i, value in enumerate(doc):
             if isinstance(value, dict | list) and too_deep(value):
                 doc[i] = BadRow(name, i, None, None, _TOO_DEEP)
@@ -122,12 +123,13 @@ def read_jsonl(data: bytes, name: str) -> RawTable:
             continue
         index = len(values)
         lines.append(lineno)
+        opening = brackets(raw)
         try:
-            value = loads(raw)
+            value = loads(raw, opening)
         except JSONProblem as problem:
             values.append(BadRow(name, index, lineno, None, problem.message))
             continue
-        if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and too_deep(value):
+        if opening > MAX_DEPTH and too_deep(value):
             value = BadRow(name, index, lineno, None, _TOO_DEEP)
         values.append(value)
     return RawTable("jsonl", values, lines)

@@ -140,10 +140,26 @@ class Judge(ABC):
         return [f"{self.name}_{c}" for c in self.columns] + [f"{self.name}_status", f"{self.name}_error"]
 
     def flatten(self, verdict: Verdict) -> dict[str, Any]:
-        out = {f"{self.name}_{k}": verdict.values.get(k) for k in self.columns}
-        out[f"{self.name}_status"] = str(verdict.status)
-        out[f"{self.name}_error"] = verdict.reason
+        """The verdict as this judge's output columns (``output_columns`` order)."""
+        out: dict[str, Any] = {}
+        self.flatten_into(out, verdict)
         return out
+
+    def flatten_into(self, row: dict[str, Any], verdict: Verdict) -> None:
+        """Write the verdict's columns into ``row``: once per row and judge of every output,
+        so the column names are built once per judge, not per row."""
+        names = self.__dict__.get("_flat_names")
+        if names is None or names[0] != (self.name, self.columns):
+            prefix = self.name + "_"
+            names = self.__dict__["_flat_names"] = (
+                (self.name, self.columns), [(c, prefix + c) for c in self.columns], prefix + "status", prefix + "error"
+            )
+        _, pairs, status, error = names
+        values = verdict.values
+        for column, name in pairs:
+            row[name] = values.get(column)
+        row[status] = str(verdict.status)
+        row[error] = verdict.reason
 
 
 class SingleCallJudge(Judge):
