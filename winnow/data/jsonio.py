@@ -4,7 +4,8 @@ orjson is ~1.5-3x faster, but (measured with orjson 3.8.3) it turns integers bey
 floats, which would break the round-trip promise, and it overflows the C stack (a segfault, not an
 exception) on documents nested tens of thousands of levels deep. So a document goes to orjson
 only when its bracket count proves it shallow and no long integer literal appears; otherwise the
-standard library decodes it (exact big integers, RecursionError instead of a crash). Rows nested
+standard library decodes it (exact big integers, RecursionError instead of a crash), as it does
+ASCII text with few digits, where it is as fast as orjson (``_text_heavy_ascii``). Rows nested
 deeper than MAX_DEPTH are refused at read time so that every row we accept can be written back.
 """
 
@@ -17,7 +18,8 @@ from typing import Any
 import orjson
 
 MAX_DEPTH = 253  # deepest row we accept: orjson.dumps writes at most 254 levels (row + list)
-ORJSON_SAFE_BRACKETS = 20_000  # a document with fewer brackets cannot be nested deeper than this
+ORJSON_SAFE_BRACKETS = 20_000
+SNIFF_BYTES = 65_536  # what _text_heavy_ascii looks at; smaller documents go the orjson way  # a document with fewer brackets cannot be nested deeper than this
 _DIGITS = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))  # digit -> "1", else "0"
 _LONG_RUN = b"1" * 19  # a 19+ digit integer may not fit in 64 bits
 
@@ -50,6 +52,8 @@ def loads(data: bytes, opening: int | None = None) -> Any:
     ``opening``: ``brackets(data)`` when the caller has counted them already (4 MB: ~3 ms).
     """
     try:
+        if _text_heavy_ascii(data):
+            return _std_loads(data)
         if opening is None:
             opening = brackets(data)
         if opening <= ORJSON_SAFE_BRACKETS and not _has_long_int(data):
@@ -57,6 +61,18 @@ def loads(data: bytes, opening: int | None = None) -> Any:
         return _std_loads(data)
     except (ValueError, RecursionError) as exc:
         raise explain(data, exc) from None
+
+
+def _text_heavy_ascii(data: bytes) -> bool:
+    """ASCII text with few digits: the standard library decodes it as fast as orjson (9,229
+    Alpaca rows: 12 ms against 16) and needs no long-integer scan first (7 ms), so it wins.
+    Number-heavy documents (embeddings) and non-ASCII text stay with orjson, which is several
+    times faster on floats and ~1.5x on UTF-8.  Only speed depends on this guess, never the
+    result: both decoders give the same values for a document with no long integers."""
+    if len(data) < SNIFF_BYTES or not data.isascii():
+        return False
+    head = data[:SNIFF_BYTES]
+    return head.translate(_DIGITS).count(b"1") < len(head) // 20  # under 5% digits
 
 
 def _has_long_int(data: bytes) -> bool:
