@@ -8,9 +8,10 @@ so rows/s and CPU per judgment can be given without interpreter start-up as well
 Curator (if /tmp/curator-venv exists) runs ``bench/curator_child.py`` with that venv's python:
 its OpenAI backend on the fake server, its cache and telemetry off, timed around ``llm(rows)``.
 
-    python bench/throughput.py --rows 2000 --concurrency 256 --repeats 5 --cached-repeats 5
+    python bench/throughput.py --rows 2000 --concurrency 256 --repeats 5 --cached-repeats 7
 
-Then a fully cached re-run of the 9,229-row file, timed inside the process (``Engine.run``).
+Then a fully cached re-run of the 9,229-row file, each repeat a fresh process, timed around
+``winnow.api.rate`` (the whole call) and ``Engine.run``.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 MAX_DEPTH = 253  # deepest row we accept: orjson.dumps writes at most 254 levels (row + list)
-ORJSON_SAFE_BRACKETS = 20_000
-SNIFF_BYTES = 65_536  # what _text_heavy_ascii looks at; smaller documents go the orjson way  # a document with fewer brackets cannot be nested deeper than this
+ORJSON_SAFE_BRACKETS = 20_000  # a document with fewer brackets cannot be nested deeper than this
+SNIFF_BYTES = 65_536  # what _text_heavy_ascii looks at (smaller documents: the orjson way)
 _DIGITS = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))  # digit -> "1", else "0"
 _LONG_RUN = b"1" * 19  # a 19+ digit integer may not fit in 64 bits
 
