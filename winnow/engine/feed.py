@@ -9,6 +9,10 @@ away: it leaves the feed as a ``Pending`` still suspended at that ``Lookup``, an
 pass sends that very request and resumes it.  So a miss costs one rendering, not two, and a
 multi-call judge (DEITA evol) does not re-read the steps already answered.
 
+Single-call judges (``SingleCallJudge``: AlpaGasus, user judges) skip the coroutine: the feed
+calls ``plan`` and, on a hit, ``conclude`` itself; only a miss gets a small coroutine suspended
+at its ``Lookup``, so the online pass sees the same ``Pending`` either way.
+
 The feed is a generator of batches, so the online pass can pull it lazily: memory holds one
 batch of suspended coroutines plus those in flight, whatever the dataset's size, and a fully
 cached re-run never starts an event loop (tens of thousands of rows a second).
