@@ -100,3 +100,13 @@ def test_max_cost_stops_near_the_cap_and_a_rerun_resumes(alpaca_rows, write_json
     assert second.stats.cache_hits == stats.calls  # everything paid for is reused
     assert fake_server.total - sent == len(not_judged)  # only the missing rows are sent
     assert all(r["alpagasus_status"] == "ok" for r in second.rows)
+
+
+def test_dry_run_for_a_local_model_counts_the_structured_prompt_rate_sends(write_jsonl, tmp_path):
+    """``rate`` gives local models structured output by default; the estimate prices that prompt."""
+    data = write_jsonl([{"instruction": f"Name colour {n}.", "input": "", "output": "Blue."} for n in range(2)])
+    local = estimate(data, ["alpagasus"], "local", cache_dir=tmp_path / "c").judges[0]
+    plain = estimate(data, ["alpagasus"], "local", structured=False, cache_dir=tmp_path / "c").judges[0]
+    forced = estimate(data, ["alpagasus"], "local", structured=True, cache_dir=tmp_path / "c").judges[0]
+    assert local.input_tokens == forced.input_tokens != plain.input_tokens
+    assert local.cost == 0.0 and local.calls == 2

@@ -82,6 +82,27 @@ def local_judge_options(model: str, options: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def make_judges(
+    judges: Sequence[str | Judge], model: str, judge_options: Mapping[str, Any] | None, structured: bool | None
+) -> list[Judge]:
+    """The judge objects ``rate`` (and its dry run, ``audit.costs.estimate``) runs: names looked
+    up with the options, local models defaulting to structured output."""
+    from winnow.judges.registry import get_judge
+
+    options = dict(judge_options or {})
+    if structured is not None:
+        options.setdefault("structured", structured)
+    options = local_judge_options(model, options)
+    return [spec if isinstance(spec, Judge) else get_judge(spec, options) for spec in judges]
+
+
+def model_for(judge: Judge, model: str, judge_models: Mapping[str, str | ModelConfig] | None) -> str | ModelConfig:
+    """The model that judges ``judge``: its ``--judge-model`` entry (``deita-quality`` and
+    ``deita_quality`` both name it), else the run's model."""
+    per_judge = {k.replace("-", "_"): v for k, v in (judge_models or {}).items()}
+    return per_judge.get(judge.name) or model
+
+
 @contextmanager
 def resolve_model(cfg: ModelConfig) -> Iterator[ModelConfig]:
     """Turn ``local`` / ``local/PATH.gguf`` into a running llama.cpp server for the run."""
@@ -128,7 +149,6 @@ def rate(
     from winnow.data import load, save
     from winnow.engine.progress import live_progress
     from winnow.engine.runner import Engine
-    from winnow.judges.registry import get_judge
 
     if not judges:
         raise ValueError("name at least one judge (e.g. --judge alpagasus)")
@@ -138,11 +158,7 @@ def rate(
     dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy)
     if limit is not None:
         del dataset.samples[limit:]  # a trial on the first rows; the rest are not read back out
-    options = dict(judge_options or {})
-    if structured is not None:
-        options.setdefault("structured", structured)
-    options = local_judge_options(model, options)
-    judge_objects = [spec if isinstance(spec, Judge) else get_judge(spec, options) for spec in judges]
+    judge_objects = make_judges(judges, model, judge_options, structured)
     out_path = Path(output) if output is not None else None
     if out_path is not None:
         preflight_output(out_path)
@@ -153,8 +169,7 @@ def rate(
         stack.callback(cache.close)
         runs = []
         for judge in judge_objects:
-            per_judge = {k.replace("-", "_"): v for k, v in (judge_models or {}).items()}
-            chosen = per_judge.get(judge.name) or model
+            chosen = model_for(judge, model, judge_models)
             if isinstance(chosen, ModelConfig):
                 cfg = chosen
             else:

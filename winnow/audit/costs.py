@@ -222,27 +222,22 @@ def estimate(
     Same parameter names as ``winnow.api.rate``.  Local models (``local``) are priced at zero
     and their cache is not consulted (their identity comes from the server a run starts).
     """
-    from winnow.api import open_cache
+    from winnow.api import make_judges, model_for, open_cache
     from winnow.data import load
     from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
     from winnow.engine.pricing import token_prices
     from winnow.engine.runner import Engine
-    from winnow.judges.registry import get_judge
 
     policy: Literal["fail", "skip"] = "skip" if on_bad_row == "skip" else "fail"
     dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy)
-    options = dict(judge_options or {})
-    if structured is not None:
-        options["structured"] = structured
     result = CostEstimate(rows=len(dataset.samples))
     cache = open_cache(cache_dir, use_cache)
     try:
         engine = Engine(cache, settings or EngineSettings())
         facts = _cache_facts(cache)
         counters: dict[str, tuple[Callable[[list[dict[str, str]]], int], str]] = {}
-        for spec_name in judges:
-            judge = get_judge(spec_name, options)
-            chosen = (judge_models or {}).get(spec_name) or (judge_models or {}).get(judge.name) or model
+        for judge in make_judges(judges, model, judge_options, structured):  # what rate would run
+            chosen = str(model_for(judge, model, judge_models))
             # ``local`` models get their cache identity from the server they start, which a dry
             # run does not start: their calls all count as to send, at price zero.
             jr = JudgeRun(judge, ModelConfig(model=chosen, api_base=api_base))
