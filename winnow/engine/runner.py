@@ -4,9 +4,11 @@ Two passes over one stream.  The cache-first pass (``winnow.engine.feed``) judge
 cache what it can, in batches, with no event loop, so a fully cached re-run never starts one.
 What it cannot finish comes out as ``Pending`` judge coroutines suspended at the request
 they need; the online pass, a pool of workers on one event loop bounded by the limiter,
-sends those requests and resumes the coroutines, pulling the feed lazily so memory stays
-bounded.  Each record is committed (``GroupWriter``: one transaction per loop turn) before
-its judgment counts as done, so a crash loses only calls in flight.
+has those requests answered (``winnow.engine.calls``: cache re-check, calls in flight, send,
+re-ask, record) and resumes the coroutines, pulling the feed lazily so memory stays bounded.
+This module owns the passes, the workers, signals and how a run ends.  Each record is committed
+(``GroupWriter``: one transaction per loop turn) before its judgment counts as done, so a crash
+loses only calls in flight.
 """
 
 from __future__ import annotations
@@ -14,22 +16,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from winnow.cache import JudgmentCache
 from winnow.cache.key import KeyTemplate
+from winnow.engine.calls import OnlineCalls, StopDispatch
 from winnow.engine.config import EngineSettings, JudgeRun
 from winnow.engine.feed import CacheFeed, CallBase, Lookup, Pending, lookup_for
-from winnow.engine.pricing import cost_of
-from winnow.engine.records import build_record, reask_messages, try_parse
-from winnow.engine.sending import Sender
 from winnow.engine.stats import RunStats
-from winnow.engine.transport import ChatRequest, FatalError, fatal_hint
-from winnow.engine.transports import choose_transport, make_transport
-from winnow.engine.writer import GroupWriter
+from winnow.engine.transport import FatalError, fatal_hint
 from winnow.gcpause import gc_paused
 from winnow.judges.base import Answer, CallSpec, RequestFailed, Verdict
 from winnow.types import Sample, Status
@@ -63,12 +60,6 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.stats = stats or RunStats()
         self.on_progress = on_progress
-        self._inflight: dict[str, asyncio.Future[Answer]] = {}
-        self._transports: dict[str, Any] = {}
-        self._by_run: dict[int, Any] = {}  # id(JudgeRun) -> its transport, chosen once
-        self._sender: Sender | None = None
-        self._writer: GroupWriter | None = None
-        self._stopping: str | None = None
         self._version = _version()
         self._fingerprints: dict[int, str] = {}  # id(judge) -> fingerprint, fixed for one run
         self._bases: dict[tuple[Any, ...], CallBase] = {}
@@ -82,7 +73,6 @@ class Engine:
         self._fingerprints = {id(jr.judge): jr.judge.fingerprint for jr in runs}
         self._bases = {}
         self._plain_bases = {}
-        self._by_run = {}  # ids are only unique while the run's JudgeRun objects live
         results: list[list[Verdict | None]] = [[None] * len(samples) for _ in runs]
 
         def finish(j: int, i: int, verdict: Verdict) -> None:
@@ -172,6 +162,7 @@ class Engine:
         return record
 
     def _cached(self, key: str) -> dict[str, Any] | None:
+        """The usable cached record of ``key`` (for ``audit.costs``: what a run would not send)."""
         return self._usable(self.cache.get(key))
 
     # ------------------------------------------------------------------ online
@@ -184,8 +175,7 @@ class Engine:
         results: list[list[Verdict | None]],
     ) -> None:
         settings = self.settings
-        self._sender = Sender(settings, self.stats)
-        self._writer = GroupWriter(self.cache)
+        calls = OnlineCalls(self.cache, settings, self.stats, self._usable, self._version)
         queue: deque[Pending] = deque(first)
         loop = asyncio.get_running_loop()
         interrupts = 0
@@ -195,8 +185,7 @@ class Engine:
             interrupts += 1
             if interrupts > 1:
                 os._exit(130)  # second Ctrl-C: at once; SQLite WAL keeps the cache whole
-            self._stopping = f"interrupted by {signame}"
-            self.stats.stopped = self._stopping
+            calls.stopping = self.stats.stopped = f"interrupted by {signame}"
 
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -218,7 +207,7 @@ class Engine:
             return queue.popleft()
 
         async def worker() -> None:
-            while not (self._stopping or fatal):
+            while not (calls.stopping or fatal):
                 item = take()
                 if item is None:
                     return
@@ -226,12 +215,12 @@ class Engine:
                 try:
                     if item.coro is not None:
                         coro, item.coro = item.coro, None
-                        verdict = await self._resume(jr, sample, coro, item.lookup)
+                        verdict = await self._resume(calls, jr, sample, coro, item.lookup)
                     else:
-                        verdict = await jr.judge.judge(sample, self._ask_online(jr, sample))
+                        verdict = await jr.judge.judge(sample, self._ask_online(calls, jr, sample))
                 except RequestFailed as exc:
                     verdict = jr.judge.failed(f"request failed: {exc}")
-                except _Stop:
+                except StopDispatch:
                     return
                 except FatalError as exc:
                     fatal.append(exc)
@@ -246,11 +235,11 @@ class Engine:
             # worker sits in a hung call; keep every finished task, so no worker's crash is lost
             done: set[asyncio.Future[None]] = set()
             still: set[asyncio.Future[None]] = set(workers)
-            while still and not self._stopping and not fatal:
+            while still and not calls.stopping and not fatal:
                 finished, still = await asyncio.wait(still, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
                 done |= finished
                 if any(not t.cancelled() and t.exception() is not None for t in finished):
-                    self._stopping = "error"  # stop dispatching; the error is raised below
+                    calls.stopping = "error"  # stop dispatching; the error is raised below
             if still:  # stopping: let in-flight calls finish within the grace period
                 finished, still = await asyncio.wait(still, timeout=settings.grace_seconds)
                 done |= finished
@@ -264,35 +253,27 @@ class Engine:
             if first_error is not None:
                 raise first_error
         finally:
-            self._writer.flush()  # records of calls that finished while stopping
+            calls.writer.flush()  # records of calls that finished while stopping
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            for transport in self._transports.values():
-                await transport.aclose()
-        if self._writer.error is not None:  # a final commit failed: never drop records silently
-            raise self._writer.error
+            await calls.aclose()
+        if calls.writer.error is not None:  # a final commit failed: never drop records silently
+            raise calls.writer.error
         if fatal:
             exc = fatal[0]
             status = getattr(exc, "status", None)
             raise FatalRunError(f"{exc}\n  hint: {fatal_hint(status)}")
-        if self._stopping and self._stopping.startswith("interrupted"):
+        if calls.stopping and calls.stopping.startswith("interrupted"):
             cached = self.stats.calls + self.stats.cache_hits  # the user asked how much is safe
-            raise Interrupted(f"{self._stopping} ({cached} judgments cached, {self.stats.calls} new this run)")
+            raise Interrupted(f"{calls.stopping} ({cached} judgments cached, {self.stats.calls} new this run)")
         _drain(list(queue), feed)  # stopped by --max-cost: still finish every cached row
 
-    def _transport_for(self, jr: JudgeRun) -> Any:
-        transport = self._by_run.get(id(jr))
-        if transport is None:
-            kind = choose_transport(jr.model)
-            if kind not in self._transports:
-                self._transports[kind] = make_transport(kind, self.settings.concurrency)
-            transport = self._by_run[id(jr)] = self._transports[kind]
-        return transport
-
-    async def _resume(self, jr: JudgeRun, sample: Sample, coro: Any, lookup: Lookup | None) -> Verdict:
+    async def _resume(
+        self, calls: OnlineCalls, jr: JudgeRun, sample: Sample, coro: Any, lookup: Lookup | None
+    ) -> Verdict:
         """Drive a judge coroutine the cache-first pass left suspended at ``lookup``.
 
-        Each ``Lookup`` it yields is answered by ``_answer`` (cache, then network) and sent
+        Each ``Lookup`` it yields is answered by ``calls.answer`` (cache, then network) and sent
         back; an error is thrown in at the same ``await``, so the judge sees exactly what the
         plain online ``ask`` would raise.  A judge that awaits anything else is closed and run
         from the start with the real ``ask`` (its steps so far are cached by then).
@@ -300,7 +281,7 @@ class Engine:
         while True:
             assert lookup is not None
             try:
-                answer = await self._answer(jr, sample, lookup)
+                answer = await calls.answer(jr, sample, lookup)
             except BaseException as exc:  # passed into the judge at its await, as ask raises it
                 try:
                     step = coro.throw(exc)
@@ -313,91 +294,14 @@ class Engine:
                     return done.value
             if not isinstance(step, Lookup):
                 coro.close()
-                return await jr.judge.judge(sample, self._ask_online(jr, sample))
+                return await jr.judge.judge(sample, self._ask_online(calls, jr, sample))
             lookup = step
 
-    def _ask_online(self, jr: JudgeRun, sample: Sample) -> Callable[[CallSpec], Any]:
+    def _ask_online(self, calls: OnlineCalls, jr: JudgeRun, sample: Sample) -> Callable[[CallSpec], Any]:
         async def ask(spec: CallSpec) -> Answer:
-            return await self._answer(jr, sample, lookup_for(self._call_base, jr, spec))
+            return await calls.answer(jr, sample, lookup_for(self._call_base, jr, spec))
 
         return ask
-
-    async def _answer(self, jr: JudgeRun, sample: Sample, lookup: Lookup) -> Answer:
-        """The answer to one call: the cache (a duplicate prompt answered meanwhile, or another
-        process sharing the cache), the same call already in flight, or a new request."""
-        key = lookup.key
-        record = self._cached(key)
-        if record is not None:
-            self.stats.cache_hits += 1
-            return Answer(record, cached=True)
-        shared = self._inflight.get(key)
-        if shared is not None:  # the same prompt is already on its way
-            return await asyncio.shield(shared)
-        if self._stopping:
-            raise _Stop
-        if self.settings.max_cost is not None and self.stats.cost >= self.settings.max_cost:
-            self._stopping = self.stats.stopped = f"--max-cost {self.settings.max_cost:g} reached"
-            raise _Stop
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            answer = await self._call(jr, sample, lookup)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            self._inflight.pop(key, None)
-        future.set_result(answer)
-        return answer
-
-    async def _call(self, jr: JudgeRun, sample: Sample, lookup: Lookup) -> Answer:
-        spec, key, base = lookup.spec, lookup.key, lookup.base
-        params = base.params
-        transport = self._transport_for(jr)
-        self.stats.transports[transport.name] += 1
-        request = ChatRequest(
-            model=jr.model.model,
-            messages=spec.messages,
-            params={k: v for k, v in params.items() if k != "top_logprobs"},
-            schema=spec.schema,
-            top_logprobs=spec.top_logprobs,
-            api_base=jr.model.api_base,
-            api_key=jr.model.api_key,
-            timeout=self.settings.timeout,
-        )
-        sender = self._sender
-        assert sender is not None
-        started = time.monotonic()
-        reply, attempts = await sender.send(transport, request)
-        parsed, error = try_parse(spec, reply)
-        reask_log: list[dict[str, Any]] = []
-        replies = [reply]
-        while error is not None and len(reask_log) < self.settings.reasks and not self._stopping:
-            self.stats.reasks += 1
-            reask_log.append({"raw": reply.text, "error": error})
-            request.messages = reask_messages(spec, reply, error)
-            reply, more = await sender.send(transport, request)
-            attempts += more
-            replies.append(reply)
-            parsed, error = try_parse(spec, reply)
-        prompt_tokens = sum(r.usage.prompt_tokens for r in replies)
-        completion_tokens = sum(r.usage.completion_tokens for r in replies)
-        # the fast transport prices from litellm's table without importing litellm (~5 s)
-        cost = getattr(transport, "cost_of", cost_of)(jr.model.model, prompt_tokens, completion_tokens)
-        self.stats.calls += 1
-        self.stats.prompt_tokens += prompt_tokens
-        self.stats.completion_tokens += completion_tokens
-        self.stats.cost += cost
-        record = build_record(
-            key=key, parts=base.template.parts(spec.messages, spec.schema), judge=jr.judge.name, spec=spec,
-            sample_id=sample.id, model=jr.model.model,
-            replies=replies, parsed=parsed, error=error, reasks=reask_log, attempts=attempts, cost=cost,
-            latency=time.monotonic() - started, transport=transport.name, version=self._version,
-        )
-        assert self._writer is not None
-        await self._writer.put(key, record)
-        return Answer(record, cached=False)
 
 
 def _drain(queue: list[Pending], feed: Iterator[list[Pending]]) -> None:
@@ -407,7 +311,3 @@ def _drain(queue: list[Pending], feed: Iterator[list[Pending]]) -> None:
     for batch in feed:
         for item in batch:
             item.close()
-
-
-class _Stop(Exception):
-    """Dispatch stopped (interrupt or budget): the sample stays unjudged."""
