@@ -152,7 +152,7 @@ def cli_data(local_gguf, alpaca_rows, write_jsonl) -> Path:
     return write_jsonl(short_rows(alpaca_rows, 10)[8:10], "cli.jsonl")
 
 
-def test_cli_rate_local_runs_and_leaves_no_server(cli_data, tmp_path):
+def test_cli_rate_local_runs_and_leaves_no_server(cli_data, tmp_path, monkeypatch):
     proc = _winnow(["rate", str(cli_data), "--judge", "alpagasus", "--model", "local", "--structured",
                     "-o", "out.jsonl", "-q"], tmp_path)
     server = _wait_for_server_of(proc.pid)
@@ -161,6 +161,17 @@ def test_cli_rate_local_runs_and_leaves_no_server(cli_data, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["alpagasus_status"] in ("ok", "judge_failed") for r in rows)
     assert _gone(server, timeout=2), "the server outlived a finished winnow rate"
+
+    # the same rows again, all in the cache: answered without starting a server at all
+    def no_server(self: LocalServer) -> None:
+        raise AssertionError("a fully cached re-run started the local server")
+
+    monkeypatch.setattr(LocalServer, "start", no_server)
+    again = rate(cli_data, ["alpagasus"], "local", structured=True, cache_dir=tmp_path / "cache")
+    assert again.stats.cache_hits == 2 and again.stats.calls == 0
+    assert [r["alpagasus_score"] for r in again.rows] == [r["alpagasus_score"] for r in rows]
+    with pytest.raises(AssertionError, match="started the local server"):  # a miss does start it
+        rate(cli_data, ["alpagasus"], "local", structured=False, cache_dir=tmp_path / "cache")
 
 
 @pytest.mark.parametrize("when", ["loading", "serving"])

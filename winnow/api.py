@@ -103,6 +103,16 @@ def model_for(judge: Judge, model: str, judge_models: Mapping[str, str | ModelCo
     return per_judge.get(judge.name) or model
 
 
+def _local_identity(cfg: ModelConfig) -> ModelConfig | None:
+    from winnow.local.files import is_local_model
+
+    if not is_local_model(cfg.model):
+        return None
+    from winnow.local.model import identity_before_start
+
+    return identity_before_start(cfg)
+
+
 @contextmanager
 def resolve_model(cfg: ModelConfig) -> Iterator[ModelConfig]:
     """Turn ``local`` / ``local/PATH.gguf`` into a running llama.cpp server for the run."""
@@ -168,17 +178,34 @@ def rate(
         cache = open_cache(cache_dir, use_cache)
         stack.callback(cache.close)
         runs = []
+        later: list[tuple[JudgeRun, ModelConfig]] = []  # local servers, started on the first miss
         for judge in judge_objects:
             chosen = model_for(judge, model, judge_models)
             if isinstance(chosen, ModelConfig):
                 cfg = chosen
             else:
                 cfg = ModelConfig(model=chosen, api_base=api_base, api_key=api_key, transport=transport)
-            runs.append(JudgeRun(judge, stack.enter_context(resolve_model(cfg))))
+            waiting = _local_identity(cfg)
+            if waiting is not None:
+                runs.append(JudgeRun(judge, waiting))
+                later.append((runs[-1], cfg))
+            else:
+                runs.append(JudgeRun(judge, stack.enter_context(resolve_model(cfg))))
+
+        def start_servers() -> None:
+            for run, cfg in later:
+                resolved = stack.enter_context(resolve_model(cfg))
+                if (resolved.model, resolved.cache_api_base) != (run.model.model, run.model.cache_api_base):
+                    from winnow.local.files import LocalModelError
+
+                    raise LocalModelError(f"the local server for {cfg.model} announced {resolved.model!r}, "
+                                          f"expected {run.model.model!r}: its judgments would not match the cache")
+                run.model = resolved
+
         engine = Engine(cache, settings, stats)
         try:
             with live_progress(stats, progress):
-                verdicts = engine.run(dataset.samples, runs)
+                verdicts = engine.run(dataset.samples, runs, before_online=start_servers if later else None)
         finally:
             if use_cache:
                 from winnow.cache.runs import append_run

@@ -66,8 +66,17 @@ class Engine:
         self._plain_bases: dict[int, CallBase] = {}  # id(JudgeRun) -> its base without overrides
 
     # ------------------------------------------------------------------ public
-    def run(self, samples: Sequence[Sample], runs: Sequence[JudgeRun]) -> list[list[Verdict]]:
-        """Judge every sample with every judge; results[j][i] is judge j's verdict on sample i."""
+    def run(
+        self,
+        samples: Sequence[Sample],
+        runs: Sequence[JudgeRun],
+        before_online: Callable[[], None] | None = None,
+    ) -> list[list[Verdict]]:
+        """Judge every sample with every judge; results[j][i] is judge j's verdict on sample i.
+
+        ``before_online`` runs once, only if a request must be sent, before the first one (it
+        may point the runs' models at a server it starts: a cached re-run starts none).
+        """
         self.stats.rows_total += len(samples) * len(runs)
         # a judge's options may change between runs, never during one: hash them once per run
         self._fingerprints = {id(jr.judge): jr.judge.fingerprint for jr in runs}
@@ -95,6 +104,8 @@ class Engine:
                 with gc_paused():
                     _drain(first, feed)
             else:
+                if before_online is not None:
+                    before_online()
                 asyncio.run(self._online(samples, runs, first, feed, results))
         out: list[list[Verdict]] = []
         for j, row in enumerate(results):

@@ -19,14 +19,15 @@ from winnow.engine.config import ModelConfig
 from winnow.local.files import LocalModelError, gguf_for_model, is_local_model
 from winnow.local.server import LocalServer, LocalSettings, wait_until_ready
 
-__all__ = ["local_model", "local_model_config"]
+__all__ = ["identity_before_start", "local_model", "local_model_config"]
 
 LOCAL_API_KEY = "local"  # the server checks no key; OpenAI clients insist on one
 EXTERNAL_READY_TIMEOUT = 10.0  # seconds to wait for a server given by --api-base
 
 
-def local_model_config(cfg: ModelConfig, model_id: str, api_base: str) -> ModelConfig:
-    """``cfg`` aimed at a running local server whose /v1/models reports ``model_id``."""
+def local_model_config(cfg: ModelConfig, model_id: str, api_base: str | None) -> ModelConfig:
+    """``cfg`` aimed at a running local server whose /v1/models reports ``model_id``
+    (``api_base`` None: the server is not running yet, see ``identity_before_start``)."""
     return replace(
         cfg,
         model=f"openai/{model_id}",
@@ -34,6 +35,19 @@ def local_model_config(cfg: ModelConfig, model_id: str, api_base: str) -> ModelC
         api_key=cfg.api_key or LOCAL_API_KEY,
         key_api_base=f"local:{model_id}",
     )
+
+
+def identity_before_start(cfg: ModelConfig) -> ModelConfig | None:
+    """``cfg`` with the cache identity the server winnow would start for it will have, and no
+    address yet; None when that identity needs a server first (``--api-base`` names one).
+
+    Why: a run answered from the cache never needs the server, and starting it (loading the
+    model) took longer than re-running a fully cached file.  The server announces the GGUF's
+    file name (``LocalServer``'s alias), so the identity is known before it runs.
+    """
+    if not is_local_model(cfg.model) or cfg.api_base:
+        return None
+    return local_model_config(cfg, gguf_for_model(cfg.model).name, None)
 
 
 @contextlib.contextmanager
