@@ -196,8 +196,24 @@ def test_multi_turn_tags_every_user_turn_and_unions(write_jsonl, fake_server, tm
     assert row["instag_explanations"][0] == "an itinerary"
     assert row["instag_complexity"] == 4
 
-    _rate(data, fake_server, tmp_path)
+    again = _rate(data, fake_server, tmp_path)
     assert fake_server.total == 2
+    assert again.rows == result.rows and again.stats.cache_hits == 2
+
+
+def test_single_turn_samples_are_planned_directly_and_multi_turn_ones_asked_turn_by_turn():
+    from winnow.judges.base import CallSpec
+    from winnow.judges.instag import InstagJudge
+    from winnow.types import Sample, Turn
+
+    judge = InstagJudge()
+    single = Sample("a", [Turn("user", "Plan a trip."), Turn("assistant", "Sure.")], {}, 0)
+    multi = Sample("b", [Turn("user", "Plan a trip."), Turn("assistant", "Sure."), Turn("user", "Cheaper?")], {}, 1)
+    none = Sample("c", [Turn("system", "Be terse."), Turn("assistant", "Hi.")], {}, 2)
+    assert InstagJudge.plans_directly()
+    assert isinstance(judge.plan(single), CallSpec) and judge.plan(multi) is None  # judge_several asks each turn
+    verdict = judge.plan(none)
+    assert getattr(verdict, "reason", None) == "the sample has no user turn to tag"
 
 
 def test_structured_output_requests_the_schema_and_parses_the_wrapper(write_jsonl, fake_server, tmp_path):

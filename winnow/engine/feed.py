@@ -143,9 +143,10 @@ class CacheFeed:
                     spec = planner.plan(samples[i])
                     if isinstance(spec, Verdict):
                         finish(j, i, spec)
-                    else:
+                        continue
+                    if spec is not None:
                         waiting.append((j, i, None, lookup_for(base_of, runs[j], spec)))
-                    continue
+                        continue  # else a sample that takes several calls: the judge's coroutine
                 self._step(judges[j].judge(samples[i], asks[j]), None, j, i, waiting, pending)
             while waiting:  # one bulk lookup per round; a judge asking again goes round again
                 found = cache.get_many([item[3].key for item in waiting], slim=True)

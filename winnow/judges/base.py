@@ -168,13 +168,19 @@ class SingleCallJudge(Judge):
     Why a shape of its own: the engine's cache-first pass calls the two halves directly, with
     no coroutine per row (driving one coroutine per row was a third of judging a cached
     re-run).  ``judge`` is the same two halves around ``ask``, so both paths agree; a subclass
-    that overrides ``judge`` itself is always run through its coroutine.
+    that overrides ``judge`` itself is always run through its coroutine.  A judge that needs
+    several calls for some samples only (InsTag: one per user turn) returns None from ``plan``
+    for those and asks in ``judge_several``.
     """
 
     @abstractmethod
-    def plan(self, sample: Sample) -> CallSpec | Verdict:
-        """The one call for ``sample``, or a Verdict when no call can be made (e.g. a template
-        that needs a column this row lacks)."""
+    def plan(self, sample: Sample) -> CallSpec | Verdict | None:
+        """The one call for ``sample``; a Verdict when no call can be made (e.g. a template
+        that needs a column this row lacks); None when it takes several (``judge_several``)."""
+
+    async def judge_several(self, sample: Sample, ask: Ask) -> Verdict:
+        """The verdict for a sample ``plan`` returned None for."""
+        raise NotImplementedError(f"{type(self).__name__}.plan returned None but judge_several is not written")
 
     def conclude(self, sample: Sample, answer: Answer) -> Verdict:
         """The verdict from the call's answer: ``values`` of a parsed reply, else judge_failed."""
@@ -189,6 +195,8 @@ class SingleCallJudge(Judge):
 
     async def judge(self, sample: Sample, ask: Ask) -> Verdict:
         spec = self.plan(sample)
+        if spec is None:
+            return await self.judge_several(sample, ask)
         if isinstance(spec, Verdict):
             return spec
         return self.conclude(sample, await ask(spec))

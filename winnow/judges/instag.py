@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from winnow.judges.base import Ask, CallSpec, Judge, ParseError, Verdict, combine_fingerprint
+from winnow.judges.base import Answer, Ask, CallSpec, ParseError, SingleCallJudge, Verdict, combine_fingerprint
 from winnow.judges.parsing import extract_json
 from winnow.prompts import builtin_template
 from winnow.types import Reply, Sample, Status
@@ -141,7 +141,7 @@ def parse_tags(text: str) -> dict[str, Any]:
     return {"tags": [{"tag": t, "explanation": e} for t, e in tags.items()]}
 
 
-class InstagJudge(Judge):
+class InstagJudge(SingleCallJudge):
     name = "instag"
     description = "InsTag: open-set user-intention tags per user turn; complexity = number of distinct tags."
     columns = ("tags", "explanations", "complexity")
@@ -185,17 +185,33 @@ class InstagJudge(Judge):
         """The calls this judge would send for ``sample`` (for ``winnow judges show``)."""
         return [(s.purpose, s.messages) for s in (self.spec(t, q) for t, (q, _) in enumerate(sample.exchanges()))]
 
-    async def judge(self, sample: Sample, ask: Ask) -> Verdict:
+    def plan(self, sample: Sample) -> CallSpec | Verdict | None:
         exchanges = sample.exchanges()
         if not exchanges:
             return self.failed("the sample has no user turn to tag")
-        tags: dict[str, str] = {}
-        keys: list[str] = []
+        if len(exchanges) > 1:
+            return None  # one call per user turn: judge_several
+        return self.spec(0, exchanges[0][0])
+
+    def conclude(self, sample: Sample, answer: Answer) -> Verdict:
+        return self._union([answer])
+
+    async def judge_several(self, sample: Sample, ask: Ask) -> Verdict:
         # Sequential on purpose: the engine's cache-first pass drives this coroutine by hand, one
-        # cache lookup at a time, which asyncio.gather would break.
-        for t, (query, _) in enumerate(exchanges):
+        # cache lookup at a time, which asyncio.gather would break; a failed turn ends the sample.
+        answers: list[Answer] = []
+        for t, (query, _) in enumerate(sample.exchanges()):
             answer = await ask(self.spec(t, query))
-            keys.append(answer.key)
+            answers.append(answer)
+            if not answer.ok or answer.parsed is None:
+                break
+        return self._union(answers)
+
+    def _union(self, answers: list[Answer]) -> Verdict:
+        """The sample's tags: the union over its turns (methods.md 2.2), first explanation kept."""
+        tags: dict[str, str] = {}
+        keys = [answer.key for answer in answers]
+        for t, answer in enumerate(answers):
             if not answer.ok or answer.parsed is None:
                 return self.failed(f"turn {t}: {answer.error or 'unparseable reply'}", keys)
             for item in answer.parsed.get("tags", []):
