@@ -199,17 +199,23 @@ class JudgmentCache:
 
     def put(self, key: str, record: dict[str, Any]) -> None:
         """Store one record, committed before this returns (one WAL commit, as diskcache's ``set``)."""
-        value = orjson.dumps(record)
-        summary = _summary(record)
         try:
-            if len(value) < self._min_file_size:
-                now = time.time()
-                cursor = self._dc._con.execute(_UPSERT, (key, now, now, summary, value))
-                if cursor.rowcount == 1:
-                    return
-            self._dc.set(key, value, tag=summary)  # big record (a file), or replacing one kept in a file
+            later = self._upsert(self._dc._con, key, record)
+            if later is not None:
+                self._dc.set(later[0], later[1], tag=later[2])
         except (sqlite3.Error, OSError) as exc:  # disk full, read-only, locked past the timeout
             raise CacheError(f"cannot write to the cache {self.directory / 'cache.db'}: {exc}") from exc
+
+    def _upsert(self, con: sqlite3.Connection, key: str, record: dict[str, Any]) -> tuple[str, bytes, bytes] | None:
+        """Write ``record`` into its row; returns (key, value, summary) instead when diskcache
+        must store it (a big record kept in a file, or replacing one kept in a file)."""
+        value = orjson.dumps(record)
+        summary = _summary(record)
+        if len(value) < self._min_file_size:
+            now = time.time()
+            if con.execute(_UPSERT, (key, now, now, summary, value)).rowcount == 1:
+                return None
+        return key, value, summary
 
     def put_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Store several records in one transaction (group commit), committed before this returns.
@@ -227,13 +233,9 @@ class JudgmentCache:
             con.execute("BEGIN IMMEDIATE")
             try:
                 for key, record in items:
-                    value = orjson.dumps(record)
-                    summary = _summary(record)
-                    if len(value) < self._min_file_size:
-                        now = time.time()
-                        if con.execute(_UPSERT, (key, now, now, summary, value)).rowcount == 1:
-                            continue
-                    later.append((key, value, summary))
+                    item = self._upsert(con, key, record)
+                    if item is not None:
+                        later.append(item)
                 con.execute("COMMIT")
             except BaseException:
                 if con.in_transaction:  # a failed COMMIT may already have rolled back

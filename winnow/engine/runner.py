@@ -62,8 +62,8 @@ class Engine:
         self.on_progress = on_progress
         self._version = _version()
         self._fingerprints: dict[int, str] = {}  # id(judge) -> fingerprint, fixed for one run
-        self._bases: dict[tuple[Any, ...], CallBase] = {}
-        self._plain_bases: dict[int, CallBase] = {}  # id(JudgeRun) -> its base without overrides
+        # id(JudgeRun) (calls without overrides, most) or (id, top_logprobs, params) -> CallBase
+        self._bases: dict[int | tuple[Any, ...], CallBase] = {}
 
     # ------------------------------------------------------------------ public
     def run(
@@ -81,7 +81,6 @@ class Engine:
         # a judge's options may change between runs, never during one: hash them once per run
         self._fingerprints = {id(jr.judge): jr.judge.fingerprint for jr in runs}
         self._bases = {}
-        self._plain_bases = {}
         results: list[list[Verdict | None]] = [[None] * len(samples) for _ in runs]
 
         def finish(j: int, i: int, verdict: Verdict) -> None:
@@ -133,12 +132,9 @@ class Engine:
         Everything but the schema and the messages is the same for every call of a judge with
         the same overrides, so it is built (and its key JSON encoded) once per run.
         """
-        if not spec.params and not spec.top_logprobs:  # most calls: no overrides
-            base = self._plain_bases.get(id(jr))
-            if base is None:
-                base = self._plain_bases[id(jr)] = self._new_base(jr, spec)
-            return base
-        memo_key: tuple[Any, ...] | None = (id(jr), spec.top_logprobs, tuple(spec.params.items()))
+        memo_key: int | tuple[Any, ...] | None = id(jr)  # most calls: no overrides, the cheapest key
+        if spec.params or spec.top_logprobs:
+            memo_key = (id(jr), spec.top_logprobs, tuple(spec.params.items()))
         try:
             base = self._bases.get(memo_key)  # type: ignore[arg-type]
         except TypeError:  # an unhashable override (a list of stop words): build it each time

@@ -34,13 +34,13 @@ class PlainBlock:
     go into the generated source, so no template content is ever executed.
     """
 
-    __slots__ = ("expression", "render_fn", "scope")
+    __slots__ = ("render_fn",)
 
     def __init__(self, ops: list[Op]) -> None:
-        self.scope: dict[str, Any] = {"__builtins__": {}, "str": str}
-        self.expression = _expression(ops, self.scope)
+        scope: dict[str, Any] = {"__builtins__": {}, "str": str}
+        expression = _expression(ops, scope)
         self.render_fn: Callable[[dict[str, Any], Callable[[Any], str]], str] = _compile(
-            f"lambda v, _data: {self.expression}", self.scope
+            f"lambda v, _data: {expression}", scope
         )
 
     def render(self, variables: dict[str, Any], data_filter: Callable[[Any], str]) -> str | None:
