@@ -11,13 +11,14 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-ALPACA_9K = SHARED_DATA / "alpaca_random_9k.json"
+# Test data lives in the repository (tests/data/README.md: source and licence); never ../shared.
+TEST_DATA = ROOT / "tests" / "data"
+ALPACA_3K = TEST_DATA / "alpaca_3k.json"
 
 
 @pytest.fixture(scope="session")
 def alpaca_rows() -> list[dict]:
-    return json.loads(ALPACA_9K.read_text(encoding="utf-8"))
+    return json.loads(ALPACA_3K.read_text(encoding="utf-8"))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakeserver import FakeServer
-from winnow.api import rate
+from winnow.api import open_cache, rate
 from winnow.engine import EngineSettings, FatalRunError
 
 MODEL = "openai/fake-model"
@@ -110,24 +110,18 @@ def test_hang_past_the_timeout_is_retried(transport, data, srv, tmp_path):
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_unreachable_server_fails_rows_after_retries(transport, data, tmp_path):
+def test_a_server_that_never_answers_stops_the_run_naming_its_url(transport, data, tmp_path):
     with FakeServer() as server:
-        url = server.url
-    settings = EngineSettings(backoff_initial=0.01, concurrency=4, timeout=2, max_retries=1)
-    result = rate(
-        data,
-        ["alpagasus"],
-        MODEL,
-        api_base=url,
-        api_key=KEY,
-        cache_dir=tmp_path / "c",
-        transport=transport,
-        settings=settings,
-    )
-    assert [s for *_, s in _scores(result)] == ["judge_failed"] * 12
-    assert result.stats.request_failures == 12 and result.stats.requests == 24
-    assert all("request failed" in r["alpagasus_error"] for r in result.rows)
-    assert all(KEY not in r["alpagasus_error"] for r in result.rows)
+        url = server.url  # closed again: nothing listens there now
+    settings = EngineSettings(backoff_initial=0.01, concurrency=4, timeout=2, max_retries=6)
+    with pytest.raises(FatalRunError) as caught:
+        rate(data, ["alpagasus"], MODEL, api_base=url, api_key=KEY, cache_dir=tmp_path / "c",
+             transport=transport, settings=settings)
+    message = str(caught.value)
+    assert f"nothing answers at {url}" in message and "hint: start the server first" in message
+    assert KEY not in message
+    with open_cache(tmp_path / "c") as cache:
+        assert len(cache) == 0
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-ALPACA_9K = ROOT.parent / "shared" / "data" / "alpaca_random_9k.json"
+ALPACA_3K = ROOT / "tests" / "data" / "alpaca_3k.json"  # tests/data/README.md
 FIGURES = ROOT / ".pytest_cache" / "reliability" / "figures.json"
 MODEL = "openai/fake-model"
 
 
 def alpaca(n: int, start: int = 0) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = json.loads(ALPACA_9K.read_text(encoding="utf-8"))
+    rows: list[dict[str, Any]] = json.loads(ALPACA_3K.read_text(encoding="utf-8"))
+    if start + n > len(rows):
+        raise ValueError(f"tests/data/alpaca_3k.json has {len(rows)} rows; asked for {start}..{start + n}")
     return rows[start : start + n]
 
 

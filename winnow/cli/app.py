@@ -70,18 +70,21 @@ def resume_command() -> str:
 def user_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one clear line and an exit code, never a traceback.
 
-    2: bad input or setup (nothing was sent); 1: the model refused every request; 130: interrupted
-    (everything finished is cached, and the resume command is printed).
+    2: bad input or setup (nothing was sent); 1: the model refused every request, nothing answers
+    at the server's address, or the local server died mid-run; 130: interrupted (everything
+    finished is cached, and the resume command is printed).
     """
     from winnow.api import PreflightError
     from winnow.cache import CacheError
     from winnow.data import DataError
     from winnow.engine import FatalRunError, Interrupted
-    from winnow.local.files import LocalModelError
+    from winnow.local.files import LocalModelError, LocalServerDied
     from winnow.prompts import TemplateProblem
 
     try:
         yield
+    except LocalServerDied as exc:
+        fail(f"{exc}\n  every judgment finished before that is cached: re-run the same command to go on", code=1)
     except DataError as exc:
         fail(f"{exc}\n  hint: fix the row, or pass --on-bad-row skip to skip and report bad rows")
     except (PreflightError, CacheError, TemplateProblem, FileNotFoundError, ValueError, LocalModelError) as exc:

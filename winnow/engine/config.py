@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from winnow.judges.base import Judge
@@ -22,6 +23,9 @@ class ModelConfig:
     transport: str = "auto"  # auto | fast | litellm
     structured: bool | None = None  # None: judge default
     key_api_base: str | None = None
+    # Why the server behind this model is gone (None while it is up), for servers winnow runs
+    # itself: the engine polls it and stops the run at once when it returns an error.
+    health: Callable[[], BaseException | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def cache_api_base(self) -> str | None:

@@ -115,7 +115,10 @@ class FastTransport:
                 retry_after = response.headers.get("retry-after") if status == 429 else None
         except TimeoutError:
             raise TransientError(f"Timeout: no reply from {url} within {request.timeout:g}s") from None
-        except aiohttp.ClientError as exc:  # refused, reset, dropped mid-body, bad HTTP
+        except aiohttp.ClientConnectorError as exc:  # no connection at all: refused, no such host
+            message = redact(f"APIConnectionError: cannot connect to {url}: {exc}", key)[:500]
+            raise TransientError(message, connect_failed=True) from None
+        except aiohttp.ClientError as exc:  # reset, dropped mid-body, bad HTTP
             raise TransientError(redact(f"APIConnectionError: {type(exc).__name__}: {exc}", key)[:500]) from None
         if status != 200:
             raise _status_error(status, raw, retry_after, key)

@@ -131,4 +131,24 @@ def classify(exc: Exception, api_key: str | None) -> Exception:
             # litellm raises BadRequestError for provider-side garbage replies too
             return TransientError(message, status, retry_after)
         return FatalError(message, status)
-    return TransientError(message, status, retry_after)
+    return TransientError(message, status, retry_after, connect_failed=_connect_failed(exc))
+
+
+_CONNECT_ERRORS = {"ConnectError", "ConnectionRefusedError", "ClientConnectorError", "ClientConnectorDNSError"}
+_CONNECT_TEXT = ("Connection refused", "Cannot connect to host", "All connection attempts failed",
+                 "Name or service not known", "nodename nor servname")
+
+
+def _connect_failed(exc: BaseException) -> bool:
+    """Whether no connection was made at all.  litellm 1.110 reports a refused connection as an
+    InternalServerError with status 500 (!), wrapping openai's APIConnectionError, httpx's
+    ConnectError and aiohttp's ClientConnectorError: the chain of causes is read, not the status."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if type(seen).__name__ in _CONNECT_ERRORS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return any(part in text for part in _CONNECT_TEXT)

@@ -236,6 +236,9 @@ class Engine:
                 if self.on_progress is not None:
                     self.on_progress(self.stats)
 
+        # servers winnow runs itself (the local judge): polled with the workers, see _gone
+        checks = list({id(c): c for jr in runs if (c := jr.model.health) is not None}.values())
+        gone: BaseException | None = None
         workers = [asyncio.ensure_future(worker()) for _ in range(max(1, settings.concurrency))]
         try:
             # poll, never wait unbounded: a signal must start the grace period even while every
@@ -247,7 +250,11 @@ class Engine:
                 done |= finished
                 if any(not t.cancelled() and t.exception() is not None for t in finished):
                     calls.stopping = "error"  # stop dispatching; the error is raised below
-            if still:  # stopping: let in-flight calls finish within the grace period
+                gone = gone or _gone(checks)
+                if gone is not None:
+                    calls.stopping = self.stats.stopped = "the model's server is gone"
+            gone = gone or next((e for e in fatal if getattr(e, "unreachable", False)), None)
+            if still and gone is None:  # stopping: let in-flight calls finish within the grace period
                 finished, still = await asyncio.wait(still, timeout=settings.grace_seconds)
                 done |= finished
                 for task in still:
@@ -266,10 +273,12 @@ class Engine:
             await calls.aclose()
         if calls.writer.error is not None:  # a final commit failed: never drop records silently
             raise calls.writer.error
+        if gone is not None and not isinstance(gone, FatalError):
+            raise gone
         if fatal:
             exc = fatal[0]
-            status = getattr(exc, "status", None)
-            raise FatalRunError(f"{exc}\n  hint: {fatal_hint(status)}")
+            hint = getattr(exc, "hint", None) or fatal_hint(getattr(exc, "status", None))
+            raise FatalRunError(f"{exc}\n  hint: {hint}")
         if calls.stopping and calls.stopping.startswith("interrupted"):
             cached = self.stats.calls + self.stats.cache_hits  # the user asked how much is safe
             raise Interrupted(f"{calls.stopping} ({cached} judgments cached, {self.stats.calls} new this run)")
@@ -309,6 +318,19 @@ class Engine:
             return await calls.answer(jr, sample, lookup_for(self._call_base, jr, spec))
 
         return ask
+
+
+def _gone(checks: list[Callable[[], BaseException | None]]) -> BaseException | None:
+    """The first error a server check reports (a local server that died), else None.
+
+    Nothing sent to a dead server can finish, so the run stops at once, with no grace period:
+    every judgment finished before is already committed to the cache.
+    """
+    for check in checks:
+        error = check()
+        if error is not None:
+            return error
+    return None
 
 
 def _drain(queue: list[Pending], feed: Iterator[list[Pending]]) -> None:

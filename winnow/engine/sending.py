@@ -16,11 +16,20 @@ from winnow.engine.config import EngineSettings
 from winnow.engine.limiter import Limiter
 from winnow.engine.ratelimit import RateLimits
 from winnow.engine.stats import RunStats
-from winnow.engine.transport import ChatRequest, TransientError
+from winnow.engine.transport import ChatRequest, TransientError, Unreachable
 from winnow.judges.base import RequestFailed
 from winnow.types import Reply
 
-__all__ = ["Sender"]
+__all__ = ["UNREACHABLE_AFTER", "Sender"]
+
+# Failed connection attempts to an address that has not answered once this run, after which
+# the run stops with "nothing answers at URL" (a few, so one refused connect while a server
+# restarts is no verdict; few enough that a run against a closed port ends in seconds).
+UNREACHABLE_AFTER = 3
+UNREACHABLE_HINT = (
+    "start the server first (vLLM: `vllm serve MODEL`; Ollama: `ollama serve`; winnow's own: "
+    "`winnow serve-local`), or check --api-base: host, port, and the path (OpenAI-compatible bases end in /v1)"
+)
 
 
 class Sender:
@@ -32,6 +41,23 @@ class Sender:
         self.limiter = Limiter(settings.concurrency)
         self.rates = RateLimits(settings.rpm, settings.tpm)  # per (model, api_base), all judges
         stats.concurrency_limit = self.limiter.limit
+        self._answered: set[str] = set()  # addresses that answered at least once this run
+        self._refused: dict[str, int] = {}  # address -> failed connection attempts before that
+
+    def _connect_failed(self, request: ChatRequest, exc: TransientError) -> None:
+        """Count a failed connection; raise ``Unreachable`` once an address that never
+        answered has refused ``UNREACHABLE_AFTER`` attempts (see ``Unreachable``)."""
+        where = request.api_base or request.model
+        if where in self._answered:
+            return  # it answered before: a dropped connection is worth today's retries
+        refused = self._refused[where] = self._refused.get(where, 0) + 1
+        if refused >= UNREACHABLE_AFTER:
+            self.stats.request_failures += 1
+            raise Unreachable(
+                f"nothing answers at {where}: {refused} attempts to connect failed and no request to it has "
+                f"succeeded this run (last: {exc})",
+                UNREACHABLE_HINT,
+            )
 
     async def send(self, transport: Any, request: ChatRequest) -> tuple[Reply, int]:
         """Send with retries: (reply, attempts).  Only ``TransientError`` is retried.
@@ -98,11 +124,14 @@ class Sender:
             if exc.status == 429:
                 limiter.rate_limited(exc.retry_after, epoch)
                 self.stats.concurrency_limit = limiter.limit
+            elif exc.connect_failed:
+                self._connect_failed(request, exc)
             raise
         finally:
             limiter.release()
             if route is not None:
                 route.settle(estimate, used)
+        self._answered.add(request.api_base or request.model)
         limiter.succeeded(epoch)
         self.stats.concurrency_limit = limiter.limit
         return reply

@@ -38,11 +38,34 @@ class TransportError(Exception):
 
 
 class TransientError(TransportError):
-    """Worth retrying: rate limited, server error, timeout, connection trouble."""
+    """Worth retrying: rate limited, server error, timeout, connection trouble.
+
+    ``connect_failed``: no connection could be made at all (refused, no such host), as opposed
+    to one that was made and then dropped; the sender gives up early on a server that has
+    never answered (see ``Unreachable``).
+    """
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None, connect_failed: bool = False
+    ) -> None:
+        super().__init__(message, status, retry_after)
+        self.connect_failed = connect_failed
 
 
 class FatalError(TransportError):
     """Retrying cannot help: bad request, bad key, unknown model or route."""
+
+
+class Unreachable(FatalError):
+    """Nothing answers at the server's address: every attempt so far failed to connect and no
+    request to it has succeeded this run.  Retrying every row to exhaustion would take minutes
+    and prove nothing more, so the run stops at once (``unreachable``: no grace period)."""
+
+    unreachable = True
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class Transport(Protocol):

@@ -7,6 +7,7 @@ a failure must never be turned into a score (architecture.md rule 2).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -110,7 +111,10 @@ def extract_json(text: str) -> Any:
         try:
             value = orjson.loads(candidate)
         except orjson.JSONDecodeError:
-            continue
+            try:  # raw newlines inside strings: small models write them, even under a JSON grammar
+                value = json.loads(candidate, strict=False)
+            except ValueError:
+                continue
         if isinstance(value, str):
             try:
                 value = orjson.loads(value)

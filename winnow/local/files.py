@@ -16,6 +16,7 @@ __all__ = [
     "EXTRA_INSTALL",
     "MODEL_INSTALL",
     "LocalModelError",
+    "LocalServerDied",
     "MissingExtra",
     "bundled_gguf",
     "check_server_extra",
@@ -33,6 +34,18 @@ SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette
 
 class LocalModelError(RuntimeError):
     """The local judge cannot run: missing extra, missing file, or a server that would not start."""
+
+
+class LocalServerDied(LocalModelError):
+    """The server winnow started ended while a run needed it (a crash, an OOM kill, a stray kill).
+
+    ``returncode`` is the process's (negative: the signal that ended it); the message names
+    it, the model file, the end of the server's log (kept on disk) and the remedy.
+    """
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 class MissingExtra(LocalModelError):

@@ -25,15 +25,19 @@ LOCAL_API_KEY = "local"  # the server checks no key; OpenAI clients insist on on
 EXTERNAL_READY_TIMEOUT = 10.0  # seconds to wait for a server given by --api-base
 
 
-def local_model_config(cfg: ModelConfig, model_id: str, api_base: str | None) -> ModelConfig:
+def local_model_config(
+    cfg: ModelConfig, model_id: str, api_base: str | None, server: LocalServer | None = None
+) -> ModelConfig:
     """``cfg`` aimed at a running local server whose /v1/models reports ``model_id``
-    (``api_base`` None: the server is not running yet, see ``identity_before_start``)."""
+    (``api_base`` None: the server is not running yet, see ``identity_before_start``).
+    A server winnow started is watched by the engine through ``health``."""
     return replace(
         cfg,
         model=f"openai/{model_id}",
         api_base=api_base,
         api_key=cfg.api_key or LOCAL_API_KEY,
         key_api_base=f"local:{model_id}",
+        health=server.death if server is not None else None,
     )
 
 
@@ -97,7 +101,7 @@ def local_model(cfg: ModelConfig, settings: LocalSettings | None = None) -> Iter
         return
     gguf = gguf_for_model(cfg.model)
     with _sigterm_as_exit(), _shared_server(gguf, settings) as server:
-        yield local_model_config(cfg, server.model_id or gguf.name, server.api_base)
+        yield local_model_config(cfg, server.model_id or gguf.name, server.api_base, server)
 
 
 _servers: dict[Path, tuple[LocalServer, int]] = {}

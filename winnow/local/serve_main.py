@@ -67,8 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     server_settings = ServerSettings(host=args.host, port=args.port)
     app = create_app(server_settings=server_settings, model_settings=[model_settings])
+    import llama_cpp
+
+    # which CPU code this build runs (AVX2, AVX512...): the first thing to read in a crash's log
+    system_info = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
     print(f"winnow local server: {args.gguf} on http://{args.host}:{args.port}/v1 "
-          f"(n_ctx={args.n_ctx}, threads={threads})", flush=True)
+          f"(n_ctx={args.n_ctx}, threads={threads}); llama-cpp-python {llama_cpp.__version__}: {system_info}",
+          flush=True)
     uvicorn.run(
         JsonSchemaCompat(app),
         host=args.host,

@@ -23,12 +23,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from winnow.local.files import LocalModelError, check_server_extra
+from winnow.local.build import CRASH_SIGNALS, crash_remedy, describe_exit
+from winnow.local.files import LocalModelError, LocalServerDied, check_server_extra
 from winnow.local.process import spawn, stop_process
 
 __all__ = ["LocalServer", "LocalSettings", "free_port", "wait_until_ready"]
 
 LOOPBACK = "127.0.0.1"
+SMOKE_TIMEOUT = 120.0  # one token: ~0.1 s on SmolLM2, far more for a 70B GGUF on a laptop
 
 
 @dataclass(slots=True)
@@ -86,7 +88,7 @@ def wait_until_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: fl
     last_error = "no answer yet"
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise LocalModelError(f"the local server exited with code {proc.returncode} before answering")
+            raise LocalModelError(f"the local server ended before answering: {describe_exit(proc.returncode)}")
         try:
             data = _get_json(f"{url}/models", timeout=2.0)
             models = data.get("data") if isinstance(data, dict) else None
@@ -134,6 +136,7 @@ class LocalServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
         self._log: IO[bytes] | None = None
+        self._stopping = False
 
     @property
     def api_base(self) -> str:
@@ -162,24 +165,103 @@ class LocalServer:
             self.port = self.requested_port or free_port()
             try:
                 self._start_once()
+                self._smoke_test()
                 return self
-            except LocalModelError:
+            except LocalServerDied:
+                self.stop(keep_log=True)
+                raise
+            except LocalModelError as exc:
+                code = self.proc.poll() if self.proc is not None else None
+                if code is not None and -code in CRASH_SIGNALS:
+                    error = self._died_error(code, "while loading the model")
+                    self.stop(keep_log=True)
+                    raise error from None
                 tail = self.log_tail()
                 self.stop(keep_log=True)
                 if attempt + 1 < attempts and "address already in use" in tail.lower():
                     continue
-                raise LocalModelError(self._failure_message(tail)) from None
+                raise LocalModelError(self._failure_message(tail, str(exc))) from None
             except BaseException:  # Ctrl-C while the model loads: leave nothing behind
                 self.stop()
                 raise
         raise AssertionError("unreachable")
 
-    def _failure_message(self, tail: str) -> str:
+    def _failure_message(self, tail: str, why: str) -> str:
         return (
-            f"the local server for {self.gguf} did not start on port {self.port}.\n"
+            f"the local server for {self.gguf} did not start on port {self.port} ({why}).\n"
             f"  command: {' '.join(self.command())}\n"
             f"  log ({self.log_path}):\n    " + tail.replace("\n", "\n    ")
         )
+
+    def _smoke_test(self) -> None:
+        """One one-token completion before any row is judged.
+
+        A build that cannot run on this CPU loads the model and answers ``/models`` fine, then
+        dies on its first evaluation: found here, it is reported as that (with the rebuild
+        command) instead of as every row failing.
+        """
+        body = json.dumps({
+            "model": self.model_id or self.alias, "max_tokens": 1, "temperature": 0,
+            "messages": [{"role": "user", "content": "Say OK."}],
+        }).encode()
+        request = urllib.request.Request(
+            f"{self.api_base}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with _NO_PROXY.open(request, timeout=SMOKE_TIMEOUT) as response:
+                reply = json.loads(response.read())
+            if not isinstance(reply, dict) or not reply.get("choices"):
+                raise ValueError(f"not a chat completion: {str(reply)[:200]}")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            died = self._wait_for_exit(2.0)
+            if died is not None:
+                raise self._died_error(died, "on its first completion (the start-up smoke test)") from None
+            raise LocalModelError(f"the start-up smoke test (a one-token completion) failed: {exc}") from None
+
+    def _wait_for_exit(self, seconds: float) -> int | None:
+        """The process's return code if it ends within ``seconds`` (a crash takes a moment to reap)."""
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def death(self) -> LocalServerDied | None:
+        """Why the server is gone, if it ended without being asked to; None while it runs.
+
+        The engine polls this while it judges (``ModelConfig.health``): a dead server stops the
+        run at once instead of every row retrying a port nobody listens on.
+        """
+        if self._stopping or self.proc is None:
+            return None
+        code = self.proc.poll()
+        if code is None:
+            return None
+        return self._died_error(code, "during the run")
+
+    def _died_error(self, code: int, when: str) -> LocalServerDied:
+        self._keep_log()
+        remedy = crash_remedy(code)
+        if -code in CRASH_SIGNALS and when.startswith("on its first"):
+            remedy += "\n    (the smoke test runs before any row is judged: nothing was marked failed)"
+        return LocalServerDied(
+            f"the local judge's llama.cpp server died {when}: {describe_exit(code)}\n"
+            f"  model: {self.gguf}\n"
+            f"  server log (kept): {self.log_path}, last lines:\n    "
+            + self.log_tail().replace("\n", "\n    ")
+            + f"\n  remedy: {remedy}",
+            returncode=code,
+        )
+
+    def _keep_log(self) -> None:
+        """Move the log out of the way of ``_sweep_stale_logs``: a crash's log is the evidence."""
+        if self.log_path is None or not self.log_path.exists() or self.log_path.name.startswith("winnow-crash-"):
+            return
+        kept = self.log_path.with_name(f"winnow-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+        with contextlib.suppress(OSError):
+            self.log_path.rename(kept)
+            self.log_path = kept
 
     def _start_once(self) -> None:
         _sweep_stale_logs()
@@ -188,6 +270,7 @@ class LocalServer:
         self._log = os.fdopen(fd, "wb")
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        self._stopping = False
         self.proc = spawn(self.command(), self._log, env=env)
         self.model_id = wait_until_ready(self.api_base, self.proc, self.settings.startup_timeout)
 
@@ -202,7 +285,12 @@ class LocalServer:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, keep_log: bool = False) -> None:
-        """Terminate the child's group (SIGTERM, wait, SIGKILL); remove the log unless asked to keep it."""
+        """Terminate the child's group (SIGTERM, wait, SIGKILL); remove the log unless asked to keep it
+        (or the server had died by itself: that log is kept, see ``death``)."""
+        if self.proc is not None and self.proc.poll() is not None and not self._stopping:
+            keep_log = True
+            self._keep_log()
+        self._stopping = True
         if self.proc is not None:
             stop_process(self.proc)
         if self._log is not None:
