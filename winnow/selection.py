@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METHODS", "SelectResult", "column_values", "select", "select_rows"]
+__all__ = ["METHODS", "SelectResult", "column_values", "failed_rows", "select", "select_rows"]
 
 METHODS = ("threshold", "instag", "deita")
 
@@ -119,6 +119,18 @@ def select_rows(
         raise ValueError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
     notes: list[str] = []
     details: dict[str, Any] = {}
+    all_rows = rows
+    failed, left_out = failed_rows(rows, _columns_read(method, score_column, tags_column, embedding_column,
+                                                       embed_model))
+    if left_out:
+        details["left_out"] = left_out
+        notes.extend(f"left out {n} rows whose {judge} judgment failed or is missing" for judge, n in left_out.items())
+    # the pool a selector sees: failed rows are gone (threshold reads statuses itself: its
+    # --top-frac is a fraction of the whole file, failed rows included)
+    pool = [i for i in range(len(rows)) if i not in failed] if method != "threshold" else list(range(len(rows)))
+    if len(pool) != len(rows):
+        rows = [rows[i] for i in pool]
+        samples = [samples[i] for i in pool] if samples is not None else None
     if method == "threshold":
         from winnow.selectors.threshold import threshold_select, top_k_select
 
@@ -138,6 +150,9 @@ def select_rows(
 
         if budget is None:
             raise ValueError("a budget is required for method instag")
+        if all_rows and not any(f"{tags_column}_raw" in row for row in all_rows):
+            notes.append(f"'{tags_column}' was never normalised (no '{tags_column}_raw' column): InsTag counts "
+                         "normalised, deduplicated tags (methods.md P-I2); run `winnow tags normalize` first")
         tag_sets = column_values(rows, tags_column, path)
         for i, tags in enumerate(tag_sets):
             if tags is not None and not isinstance(tags, list):
@@ -157,6 +172,8 @@ def select_rows(
         details.update(deita_details)
         if deita_details.get("zero_vectors"):
             notes.append(f"{deita_details['zero_vectors']} rows have an all-zero vector (never rejected, never block)")
+    indices = [pool[i] for i in indices]
+    rows = all_rows
     if budget is not None and len(indices) < budget:
         notes.append(f"budget {budget} not reachable: selected {len(indices)} of {len(rows)} rows (no padding)")
     order = sorted(indices) if keep_order else indices
@@ -169,6 +186,50 @@ def select_rows(
             row["selection_rank"] = rank[idx]
         chosen.append(row)
     return SelectResult(chosen, indices, len(rows), method, None, notes, details)
+
+
+def _columns_read(
+    method: str, score_column: str | None, tags_column: str, embedding_column: str | None, embed_model: str | None
+) -> list[str]:
+    """The judged columns a method reads: a failure behind any of them keeps the row out."""
+    if method == "threshold":
+        return [score_column or "alpagasus_score"]
+    if method == "instag":
+        return [tags_column]
+    columns = [score_column or "deita_score"]
+    if embedding_column:
+        columns.append(embedding_column)
+    elif not embed_model:
+        columns.append(tags_column)  # the multi-hot vectors come from the tags
+    return columns
+
+
+def _judges_of(column: str) -> list[str]:
+    """The judges whose status decides a column: ``alpagasus_score`` -> alpagasus; the combined
+    ``deita_score`` -> both DEITA judges; a user judge's ``<judge>_<field>`` -> that judge."""
+    if column == "deita_score":
+        return ["deita_complexity", "deita_quality"]
+    return [column.rsplit("_", 1)[0]] if "_" in column else [column]
+
+
+def failed_rows(rows: list[dict[str, Any]], columns: list[str]) -> tuple[set[int], dict[str, int]]:
+    """Rows that a failed (or missing) judgment behind ``columns`` keeps out of any selection,
+    and how many each judge kept out.  A judge counts only where its ``<judge>_status`` column
+    exists: a row whose status is anything but ``ok`` is out, whatever its value column holds
+    (an InsTag failure left ``instag_tags`` empty, which DEITA's tag vectors would read as a
+    zero vector and select: P-D9)."""
+    failed: set[int] = set()
+    counts: dict[str, int] = {}
+    for column in columns:
+        for judge in _judges_of(column):
+            status = f"{judge}_status"
+            if not any(status in row for row in rows):
+                continue
+            out = [i for i, row in enumerate(rows) if row.get(status) != "ok"]
+            if out:
+                counts[judge] = len(out)
+                failed.update(out)
+    return failed, counts
 
 
 def _deita(

@@ -226,9 +226,14 @@ def _examples(
         return out
 
     header = ["instruction", "judgments", "explanations"]
+    failed = {j: sum(r.get(f"{j}_status") != "ok" for r in pool) for j in cols
+              if any(f"{j}_status" in r for r in pool)}
+    kept_out = ", ".join(f"{j} {n}" for j, n in failed.items() if n)
+    failures = (f" Rows a failed judgment kept out of any selection: {escape(kept_out)}." if kept_out
+                else " No judgment failed.")
     return (
         f"<h2>Selected and rejected examples</h2><p>{len(selected)} selected of {len(pool)}; "
-        f"{len(rejected)} rejected.</p><h3>Selected</h3>{_table(header, rows(selected), 'ex')}"
+        f"{len(rejected)} rejected.{failures}</p><h3>Selected</h3>{_table(header, rows(selected), 'ex')}"
         f"<h3>Rejected</h3>{_table(header, rows(rejected), 'ex')}"
     )
 

@@ -1,8 +1,9 @@
 """The lenient extraction ladder shared by every judge.
 
 Order matters: strict reading first, then progressively looser readings that are still
-unambiguous.  Anything looser than that is a re-ask (done by the engine), never a guess:
-a failure must never be turned into a score (architecture.md rule 2).
+unambiguous (scores: ``winnow.judges.scores``).  Anything looser than that is a re-ask (done
+by the engine), never a guess: a failure must never be turned into a score (architecture.md
+rule 2).
 """
 
 from __future__ import annotations
@@ -15,61 +16,19 @@ from typing import Any
 import orjson
 
 from winnow.judges.base import ParseError
+from winnow.judges.scores import read_score
 from winnow.types import TokenLogprob
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
-_NUMBER = r"[-+]?\d+(?:\.\d+)?"
-_SCORE_LABEL = re.compile(r"score\s*[:=]?\s*(" + _NUMBER + r")", re.IGNORECASE)
-_LEADING = re.compile(r"^\W*?(" + _NUMBER + r")\s*(?:/\s*(\d+(?:\.\d+)?))?")
-_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-}
-_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")(?:\s+and\s+a\s+half)?\b", re.IGNORECASE)
-
-
 def strip_fences(text: str) -> str:
     """Return the content of the first markdown code fence, or the text unchanged."""
     match = _FENCE.search(text)
     return match.group(1).strip() if match else text.strip()
 
 
-def _in_range(value: float, lo: float, hi: float) -> bool:
-    return math.isfinite(value) and lo <= value <= hi
-
-
 def score_from_text(text: str, lo: float, hi: float) -> float:
-    """Read a score in [lo, hi] from a free-text judge reply.
-
-    methods.md 1.3 and pitfall P-A2: first the first line as a number ("4.5", "4.5/5",
-    "**4**"), then the number after a "score:" label in any case, then a number word on
-    the first line ("four").  Out-of-range numbers are not clamped: they fail, so the
-    engine re-asks.
-    """
-    body = strip_fences(text)
-    lines = [ln for ln in body.splitlines() if ln.strip()]
-    if not lines:
-        raise ParseError("the reply is empty")
-    first = lines[0].strip().strip("*#_` ")
-    lead = _LEADING.match(first)
-    if lead:
-        value = float(lead.group(1))
-        if _in_range(value, lo, hi):
-            return value
-    label = _SCORE_LABEL.search(body)
-    if label:
-        value = float(label.group(1))
-        if _in_range(value, lo, hi):
-            return value
-        raise ParseError(f"the score {label.group(1)} is outside {lo:g}-{hi:g}")
-    word = _WORD.search(lines[0])
-    if word:
-        value = _WORDS[word.group(1).lower()] + (0.5 if "half" in word.group(0).lower() else 0.0)
-        if _in_range(value, lo, hi):
-            return float(value)
-    if lead:
-        raise ParseError(f"the score {lead.group(1)} is outside {lo:g}-{hi:g}")
-    raise ParseError(f"no score between {lo:g} and {hi:g} on the first line or after 'Score:'")
+    """A score in [lo, hi] from a free-text reply: the ladder in ``winnow.judges.scores``."""
+    return read_score(text, lo, hi)
 
 
 def _balanced(text: str, opener: str, closer: str) -> str | None:
