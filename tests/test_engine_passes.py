@@ -279,7 +279,8 @@ def test_put_many_keeps_big_records_in_files_and_reads_them_back(tmp_path: Path)
         assert cache.get("wj1-big") == big
         slim = cache.get_many(["wj1-small", "wj1-big", "wj1-none"], slim=True)
     assert set(slim) == {"wj1-small", "wj1-big"}
-    assert slim["wj1-big"] == {"status": "ok", "parsed": {"score": 4.199999999999999}, "error": None, "key": "wj1-big"}
+    assert slim["wj1-big"] == {"status": "ok", "parsed": {"score": 4.199999999999999}, "error": None, "key": "wj1-big",
+                               "parser_version": None}
     assert slim["wj1-small"]["parsed"]["score"] == 4.199999999999999  # numbers as stored
 
 
@@ -306,7 +307,8 @@ def test_a_summary_that_breaks_the_bulk_decode_is_read_row_by_row(tmp_path: Path
                                " NULL, ?)", (b'["ok",{"score":9},null,"wj1-x"],["ok",{},null,"wj1-y"]',
                                              orjson.dumps(whole)))
         found = cache.get_many(["wj1-a", "wj1-b", "wj1-c"], slim=True)
-    assert found["wj1-b"] == {"status": "ok", "parsed": {"score": 1}, "error": None, "key": "wj1-b"}
+    assert found["wj1-b"] == {"status": "ok", "parsed": {"score": 1}, "error": None, "key": "wj1-b",
+                              "parser_version": None}
     assert found["wj1-a"]["key"] == "wj1-a" and found["wj1-c"]["key"] == "wj1-c"
     assert found["wj1-c"]["parsed"] == {"score": 4.199999999999999}
 
@@ -338,7 +340,7 @@ def test_rows_without_a_summary_are_read_through_json_extract(tmp_path: Path) ->
         tags = dict(cache._dc._con.execute("SELECT key, tag FROM Cache").fetchall())
         slim = cache.get_many(["wj1-old", "wj1-new"], slim=True)
     assert tags["wj1-old"] is None and orjson.loads(tags["wj1-new"])[0] == "ok"
-    assert slim["wj1-old"] == {k: record[k] for k in ("status", "parsed", "error", "key")}
+    assert slim["wj1-old"] == {**{k: record[k] for k in ("status", "parsed", "error", "key")}, "parser_version": None}
     assert slim["wj1-new"]["key"] == "wj1-new"
 
 

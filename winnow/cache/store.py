@@ -38,7 +38,8 @@ _MODE_RAW = 1  # diskcache.core.MODE_RAW: bytes kept as they are
 # (unused otherwise: tag_index is off), so a re-run reads ~100 bytes a record instead of
 # parsing ~2 KB; ``value`` stays the whole record.  A row without that summary (written by an
 # older winnow) gets the same array from SQLite's json_extract, numbers spelled as stored.
-SLIM_FIELDS = ("status", "parsed", "error", "key")
+SLIM_FIELDS = ("status", "parsed", "error", "key", "parser_version")
+_SLIM_OLD = 4  # summaries written before parser_version was kept: the first four fields
 _SLIM_EXTRACT = "json_extract(CAST(value AS TEXT), " + ", ".join(f"'$.{f}'" for f in SLIM_FIELDS) + ")"
 # A covering index of what a slim look-up reads: the re-run's SELECT touches ~400 index pages
 # instead of one ~4 KB table page per record (9,229 keys: ~18 ms instead of ~30).  Built on
@@ -160,9 +161,10 @@ class JudgmentCache:
                 decoded = orjson.loads(b"[" + b",".join([fields for _, fields in rows]) + b"]")
                 batch = {}
                 for (key, _), v in zip(rows, decoded, strict=True):  # a count off by one raises
-                    if type(v) is not list or len(v) != 4:
+                    if type(v) is not list or not _SLIM_OLD <= len(v) <= len(SLIM_FIELDS):
                         raise ValueError("not a winnow summary")
-                    batch[key] = {"status": v[0], "parsed": v[1], "error": v[2], "key": v[3]}  # SLIM_FIELDS
+                    batch[key] = {"status": v[0], "parsed": v[1], "error": v[2], "key": v[3],  # SLIM_FIELDS
+                                  "parser_version": v[4] if len(v) > _SLIM_OLD else None}
                 found.update(batch)
                 return
         except ValueError:  # orjson's JSONDecodeError is one too: row by row below names the culprit
@@ -174,8 +176,8 @@ class JudgmentCache:
                     values = orjson.loads(fields)
                 except orjson.JSONDecodeError:
                     values = None
-            if isinstance(values, list) and len(values) == len(SLIM_FIELDS):
-                found[key] = dict(zip(SLIM_FIELDS, values, strict=True))
+            if isinstance(values, list) and _SLIM_OLD <= len(values) <= len(SLIM_FIELDS):
+                found[key] = dict(zip(SLIM_FIELDS, [*values, None][: len(SLIM_FIELDS)], strict=True))
             else:  # kept in a file without a summary, or not a winnow summary: read it whole
                 record = self._get_slow(key)
                 if record is not None:

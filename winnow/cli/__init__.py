@@ -9,6 +9,7 @@ from winnow.cli import cache as _cache  # noqa: F401
 from winnow.cli import compare as _compare  # noqa: F401
 from winnow.cli import judges as _judges  # noqa: F401
 from winnow.cli import rate as _rate  # noqa: F401  (registers commands)
+from winnow.cli import reparse as _reparse  # noqa: F401
 from winnow.cli import report as _report  # noqa: F401
 from winnow.cli import run as _run  # noqa: F401
 from winnow.cli import select as _select  # noqa: F401

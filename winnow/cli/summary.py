@@ -23,6 +23,9 @@ def print_summary(result: Any) -> None:
         f"  tokens: {s['prompt_tokens']} in, {s['completion_tokens']} out; cost ${stats.cost:.4f}; "
         f"{stats.elapsed:.1f}s"
     )
+    if stats.old_parser_hits:
+        lines.append(f"  note: {stats.old_parser_hits} cached judgments were read by an older parser than this "
+                     "winnow's; `winnow reparse` re-reads their stored replies, with no request")
     if s["transports"]:
         lines.append("  transport: " + ", ".join(f"{k} ({v} calls)" for k, v in s["transports"].items()))
     if s["failure_reasons"]:

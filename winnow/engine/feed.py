@@ -101,7 +101,7 @@ class CacheFeed:
         base_of: BaseOf,
         usable: Callable[[dict[str, Any] | None], dict[str, Any] | None],
         finish: Callable[[int, int, Verdict], None],
-        on_hit: Callable[[], None],
+        on_hit: Callable[[dict[str, Any]], None],
         batch: int = FEED_BATCH,
     ) -> None:
         self.cache = cache
@@ -159,7 +159,7 @@ class CacheFeed:
                             coro = _suspended(planner, samples[i], lookup)
                         pending.append(Pending(j, i, coro, lookup))  # suspended at lookup
                         continue
-                    on_hit()
+                    on_hit(record)
                     answer = Answer(record, True, cache)
                     if coro is None and planner is not None:
                         finish(j, i, planner.conclude(samples[i], answer))

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from winnow.cache.store import SCHEMA_VERSION
-from winnow.judges.base import CallSpec, ParseError
+from winnow.judges.base import PARSER_VERSION, CallSpec, ParseError
 from winnow.types import Reply, Status
 
 __all__ = ["build_record", "reask_messages", "try_parse"]
@@ -82,4 +82,5 @@ def build_record(
         "reply_model": reply.model,
         "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "winnow_version": version,
+        "parser_version": PARSER_VERSION,
     }

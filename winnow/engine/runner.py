@@ -28,7 +28,7 @@ from winnow.engine.feed import CacheFeed, CallBase, Lookup, Pending, lookup_for
 from winnow.engine.stats import RunStats
 from winnow.engine.transport import FatalError, fatal_hint
 from winnow.gcpause import gc_paused
-from winnow.judges.base import Answer, CallSpec, RequestFailed, Verdict
+from winnow.judges.base import PARSER_VERSION, Answer, CallSpec, RequestFailed, Verdict
 from winnow.types import Sample, Status
 
 __all__ = ["Engine", "FatalRunError", "Interrupted"]
@@ -86,8 +86,12 @@ class Engine:
         def finish(j: int, i: int, verdict: Verdict) -> None:
             self._finish(results, j, i, verdict)
 
-        def hit() -> None:
-            self.stats.cache_hits += 1
+        stats = self.stats
+
+        def hit(record: dict[str, Any]) -> None:
+            stats.cache_hits += 1
+            if record.get("parser_version") != PARSER_VERSION:
+                stats.old_parser_hits += 1
 
         source = CacheFeed(self.cache, samples, runs, base_of=self._call_base, usable=self._usable,
                            finish=finish, on_hit=hit)

@@ -13,6 +13,7 @@ class RunStats:
     rows_done: int = 0
     rows_failed: int = 0
     cache_hits: int = 0
+    old_parser_hits: int = 0  # cache hits whose record an older parser read (winnow reparse)
     requests: int = 0  # HTTP attempts, retries included
     calls: int = 0  # judgments obtained from a model (cache misses answered)
     retries: int = 0
@@ -42,6 +43,7 @@ class RunStats:
             "rows_done": self.rows_done,
             "rows_failed": self.rows_failed,
             "cache_hits": self.cache_hits,
+            "old_parser_hits": self.old_parser_hits,
             "calls": self.calls,
             "requests": self.requests,
             "retries": self.retries,

@@ -15,6 +15,13 @@ from typing import Any
 
 from winnow.types import Reply, Sample, Status
 
+# How replies are read (the score ladder, tag and JSON repair).  Bump it whenever any judge reads
+# a reply differently.  Recorded in every judgment record, never in the cache key: a parser fix
+# must not throw away judgments already paid for; ``winnow reparse`` re-reads their stored
+# replies instead, and ``rate`` says when cached judgments were read by an older parser.
+# Version 1: records without the field (winnow 0.1).  Version 2: winnow.judges.scores.
+PARSER_VERSION = 2
+
 
 class ParseError(ValueError):
     """The reply came back but does not contain what the judge asked for."""

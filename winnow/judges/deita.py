@@ -37,7 +37,9 @@ from winnow.types import Reply, Sample, Status
 __all__ = ["MODES", "DeitaComplexityJudge", "DeitaQualityJudge", "combine_deita"]
 
 MODES = ("direct", "evol", "scorer")
-PARSER_VERSION = "deita-parse-1"
+# Frozen: once a parser version inside the key; parser versions now live in the records
+# (winnow.judges.base.PARSER_VERSION, ``winnow reparse``).  Kept so existing keys hold.
+KEY_SALT = "deita-parse-1"
 TOP_LOGPROBS = 20
 
 
@@ -68,7 +70,7 @@ class _DeitaJudge(Judge):
 
     @property
     def fingerprint(self) -> str:
-        parts: list[Any] = [self.name, self.mode, PARSER_VERSION]
+        parts: list[Any] = [self.name, self.mode, KEY_SALT]
         if self.mode == "direct":
             parts += [self.direct_template.hash, self.structured]
         elif self.mode == "evol":

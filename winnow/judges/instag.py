@@ -21,7 +21,9 @@ from winnow.judges.parsing import extract_json
 from winnow.prompts import builtin_template
 from winnow.types import Reply, Sample, Status
 
-PARSER_VERSION = "instag-parse-1"  # bump when parse_tags changes what it returns
+# Frozen: this string was once a parser version inside the key.  Parser versions now live in the
+# records (winnow.judges.base.PARSER_VERSION, ``winnow reparse``); it stays so existing keys hold.
+KEY_SALT = "instag-parse-1"
 
 # OpenAI's json_schema response format needs an object at the top level, hence the wrapper.
 TAGS_SCHEMA: dict[str, Any] = {
@@ -154,7 +156,7 @@ class InstagJudge(SingleCallJudge):
 
     @property
     def fingerprint(self) -> str:
-        return combine_fingerprint(self.name, self.template.hash, self.structured, PARSER_VERSION)
+        return combine_fingerprint(self.name, self.template.hash, self.structured, KEY_SALT)
 
     def render(self, query: str) -> list[dict[str, str]]:
         return self.template.render_messages(query=query, structured=self.structured)
