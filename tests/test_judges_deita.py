@@ -240,7 +240,9 @@ def test_evol_mode_evolves_sequentially_then_ranks(write_jsonl, fake_server, tmp
     fake_server.script("in descending order", "Sort a list of numbers in descending order without sorted().")
     fake_server.script("Sort a list of numbers.", "Sort a list of numbers in descending order.")
     opts = {"mode": "evol", "evolutions": 2}
-    row = _rate(data, fake_server, tmp_path, ["deita-complexity"], judge_options=opts).rows[0]
+    result = _rate(data, fake_server, tmp_path, ["deita-complexity"], judge_options=opts,
+                   output=tmp_path / "rated.jsonl")
+    row = result.rows[0]
     assert fake_server.total == 3
     evol1, evol2, rank = (r.body["messages"][-1]["content"] for r in fake_server.requests)
     assert "Sort a list of numbers." in evol1 and "descending" not in evol1
@@ -249,7 +251,19 @@ def test_evol_mode_evolves_sequentially_then_ranks(write_jsonl, fake_server, tmp
     assert choose_op(COMPLEXITY_OPS, "Sort a list of numbers.", 2) in evol2
     assert "[3] Sort a list of numbers in descending order without sorted()." in rank
     assert row["deita_complexity_status"] == "ok"
-    assert row["deita_complexity_scores"] == [2.0] and row["deita_complexity_method"] == "evol"
+    # the seed's rank inside its own chain, named for what it is; no <judge>_score to select on
+    assert row["deita_complexity_evol_seed_scores"] == [2.0] and row["deita_complexity_method"] == "evol"
+    assert "deita_complexity_score" not in row and "deita_complexity_scores" not in row
+    import pandas as pd
+
+    assert result.evol_labels == tmp_path / "rated.evol_labels.parquet"
+    labels = pd.read_parquet(result.evol_labels)
+    assert list(labels["step"]) == [0, 1, 2] and list(labels["score"]) == [2.0, 3.0, 5.0]
+    assert list(labels["instruction"]) == ["Sort a list of numbers.", "Sort a list of numbers in descending order.",
+                                           "Sort a list of numbers in descending order without sorted()."]
+    assert pd.isna(labels["operation"].iloc[0])  # the seed: no operation made it
+    assert list(labels["operation"][1:]) == [choose_op(COMPLEXITY_OPS, "Sort a list of numbers.", k) for k in (1, 2)]
+    assert set(labels["seed_id"]) == {result.samples[0].id} and set(labels["judge"]) == {"deita_complexity"}
     with JudgmentCache(tmp_path / "cache") as cache:
         assert sorted(r["purpose"] for r in cache.records()) == ["evol1", "evol2", "rank"]
     _rate(data, fake_server, tmp_path, ["deita-complexity"], judge_options=opts)
@@ -265,7 +279,7 @@ def test_evol_quality_evolves_the_response(write_jsonl, fake_server, tmp_path):
     evol, rank = (r.body["messages"][-1]["content"] for r in fake_server.requests)
     assert "Give a tip for sleep." in evol and "Go to bed early." in evol
     assert "[2] Go to bed at the same early hour every night." in rank
-    assert row["deita_quality_scores"] == [3.0]
+    assert row["deita_quality_evol_seed_scores"] == [3.0]
 
 
 def test_scorer_mode_sends_the_literal_template_and_reads_the_first_token(write_jsonl, fake_server, tmp_path):

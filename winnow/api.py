@@ -40,6 +40,7 @@ class RateResult:
     samples: list[Any] = field(default_factory=list)
     keys: dict[str, list[list[str]]] = field(default_factory=dict)  # judge -> per-row cache keys
     dataset: Any = None
+    evol_labels: Path | None = None  # DEITA --mode evol: the scorer-training table (judges/evol_labels.py)
 
     @property
     def skipped(self) -> int:
@@ -231,6 +232,23 @@ def rate(
         columns.append("deita_score")
     if out_path is not None:
         save(rows, out_path, like=dataset)
+    labels_file = _write_evol_labels(judge_objects, runs, dataset.samples, verdicts, out_path)
     keys = {j.name: [v.keys for v in verdicts[n]] for n, j in enumerate(judge_objects)}
     return RateResult(rows, out_path, stats, names, list(dataset.bad_rows), columns,
-                      list(dataset.samples), keys, dataset)
+                      list(dataset.samples), keys, dataset, labels_file)
+
+
+def _write_evol_labels(
+    judges: Sequence[Judge], runs: Sequence[JudgeRun], samples: Sequence[Any], verdicts: Sequence[Sequence[Any]],
+    out_path: Path | None,
+) -> Path | None:
+    """DEITA judges in evol mode: their (variant, score) labels beside the output, if any."""
+    evol = [n for n, judge in enumerate(judges) if getattr(judge, "mode", None) == "evol"]
+    if not evol or out_path is None:
+        return None
+    from winnow.judges.evol_labels import evol_label_rows, labels_path, write_evol_labels
+
+    rows = []
+    for n in evol:
+        rows.extend(evol_label_rows(judges[n].name, runs[n].model.model, samples, verdicts[n]))
+    return write_evol_labels(rows, labels_path(out_path))

@@ -38,4 +38,6 @@ def print_summary(result: Any) -> None:
             lines.append(f"    ... and {len(result.bad_rows) - 20} more")
     if result.output is not None:
         lines.append(f"  wrote {result.output}")
+    if getattr(result, "evol_labels", None) is not None:
+        lines.append(f"  wrote {result.evol_labels} (DEITA evol: (variant, score) labels to train a scorer)")
     err("\n".join(lines))

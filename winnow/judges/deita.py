@@ -34,9 +34,10 @@ from winnow.judges.deita_scorer import complexity_prompt, parse_scorer, quality_
 from winnow.prompts import builtin_template
 from winnow.types import Reply, Sample, Status
 
-__all__ = ["MODES", "DeitaComplexityJudge", "DeitaQualityJudge", "combine_deita"]
+__all__ = ["EVOL_LABELS", "MODES", "DeitaComplexityJudge", "DeitaQualityJudge", "combine_deita"]
 
 MODES = ("direct", "evol", "scorer")
+EVOL_LABELS = "evol_labels"  # a verdict value (not a column): the chain's (variant, score) pairs
 # Frozen: once a parser version inside the key; parser versions now live in the records
 # (winnow.judges.base.PARSER_VERSION, ``winnow reparse``).  Kept so existing keys hold.
 KEY_SALT = "deita-parse-1"
@@ -60,6 +61,12 @@ class _DeitaJudge(Judge):
         if scorer_fallback is not None and not 1.0 <= float(scorer_fallback) <= 6.0:
             raise ValueError(f"{self.name}: scorer_fallback must be within 1-6, got {scorer_fallback}")
         self.mode = mode
+        if mode == "evol":
+            # methods.md 3.1-3.3: evol ranking makes training labels for a scorer, not a per-row
+            # score (the seed sits at the bottom of its own chain by construction), so the row
+            # gets the seed's rank label under a name that says so, and no <name>_score that a
+            # selector or combine_deita would read; the labels table is what evol is for.
+            self.columns = ("evol_seed_scores", "method")
         self.evolutions = int(evolutions)
         self.scorer_fallback = None if scorer_fallback is None else float(scorer_fallback)
         self.fallbacks = 0  # turns scored with scorer_fallback in this process (pitfall P-D8)
@@ -163,11 +170,12 @@ class _DeitaJudge(Judge):
         return out
 
     # ------------------------------------------------------------------ judging
-    async def _score_turn(self, turn: int, query: str, response: str, ask: Ask, keys: list[str]) -> tuple[
-        float | None, str, str | None
-    ]:
+    async def _score_turn(
+        self, turn: int, query: str, response: str, ask: Ask, keys: list[str], labels: list[dict[str, Any]]
+    ) -> tuple[float | None, str, str | None]:
         """(score, method, error) for one turn.  Calls are awaited one after the other: the
-        engine's cache-first pass drives this coroutine by hand, one cache lookup at a time."""
+        engine's cache-first pass drives this coroutine by hand, one cache lookup at a time.
+        In evol mode the turn's M + 1 (variant, score) labels are appended to ``labels``."""
         if self.mode == "evol":
             seed = query if self.kind == "complexity" else response
             variants = [seed]
@@ -181,7 +189,14 @@ class _DeitaJudge(Judge):
             keys.append(answer.key)
             if not answer.ok or answer.parsed is None:
                 return None, "evol", f"rank: {answer.error or 'unparseable reply'}"
-            return float(answer.parsed["scores"][0]), "evol", None
+            scores = [float(s) for s in answer.parsed["scores"]]
+            for step, (text, score) in enumerate(zip(variants, scores, strict=True)):
+                labels.append({
+                    "turn": turn, "step": step, "operation": choose_op(self.ops, seed, step) if step else None,
+                    "instruction": text if self.kind == "complexity" else query,
+                    "response": None if self.kind == "complexity" else text, "score": score,
+                })
+            return scores[0], "evol", None
         spec = self.direct_spec(turn, query, response) if self.mode == "direct" else self.scorer_spec(
             turn, query, response
         )
@@ -204,13 +219,17 @@ class _DeitaJudge(Judge):
         scores: list[float] = []
         methods: list[str] = []
         keys: list[str] = []
+        labels: list[dict[str, Any]] = []
         for t, (query, response) in enumerate(exchanges):
-            score, method, error = await self._score_turn(t, query, response, ask, keys)
+            score, method, error = await self._score_turn(t, query, response, ask, keys, labels)
             if score is None:
                 return self.failed(f"turn {t}: {error}", keys)
             scores.append(score)
             methods.append(method)
-        values = {"score": sum(scores) / len(scores), "scores": scores, "method": _summary(methods)}
+        if self.mode == "evol":
+            values = {"evol_seed_scores": scores, "method": "evol", EVOL_LABELS: labels}
+        else:
+            values = {"score": sum(scores) / len(scores), "scores": scores, "method": _summary(methods)}
         return Verdict(Status.OK, values, None, keys)
 
 
