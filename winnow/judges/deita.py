@@ -46,7 +46,7 @@ TOP_LOGPROBS = 20
 
 class _DeitaJudge(Judge):
     kind = ""  # "complexity" or "quality"
-    columns = ("score", "scores", "method")
+    columns: tuple[str, ...] = ("score", "scores", "method")
 
     def __init__(
         self, mode: str = "direct", evolutions: int = 5, scorer_fallback: float | None = None,
@@ -226,6 +226,7 @@ class _DeitaJudge(Judge):
                 return self.failed(f"turn {t}: {error}", keys)
             scores.append(score)
             methods.append(method)
+        values: dict[str, Any]
         if self.mode == "evol":
             values = {"evol_seed_scores": scores, "method": "evol", EVOL_LABELS: labels}
         else:
