@@ -17,6 +17,7 @@ from winnow.types import Reply, TokenLogprob
 
 DIGITS = range(1, 7)
 SCORE_RANGE = (1.0, 6.0)
+RANK_SCALE = (5.0,)  # "4/5" is 4: DEITA's rank prompts score 1-5 and keep 6 for "beyond" (methods.md 3.2)
 SCAN_TOKENS = 16  # the engine also keeps only the first 16 positions in the record
 
 
@@ -53,7 +54,7 @@ def parse_direct(reply: Reply) -> dict[str, Any]:
     The text is validated first even when log-probs exist, so a reply "7" or "nine" is re-asked
     rather than turned into an expectation over digits the model did not mean.
     """
-    stated = score_from_text(reply.text, *SCORE_RANGE)
+    stated = score_from_text(reply.text, *SCORE_RANGE, native=RANK_SCALE)
     return read_logprob_score(reply, stated)
 
 

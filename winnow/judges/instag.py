@@ -105,6 +105,52 @@ def _pairs_from_items(items: list[Any]) -> list[tuple[str, str]]:
     return pairs
 
 
+_TAG_LINE = re.compile(r"^\s*(?:[-*]\s*)?tag\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_EXPLANATION_LINE = re.compile(r"^\s*(?:[-*]\s*)?explanation\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_BOLD_BULLET = re.compile(r"^\s*(?:[-*]|\d+[.)])\s+\*\*([^*\n]{2,60}?)\*\*\s*[:\-–—]\s*(.*?)\s*$", re.MULTILINE)
+
+
+def _pairs_from_lines(text: str) -> list[tuple[str, str]]:
+    """No JSON at all: ``Tag: x`` / ``Explanation: y`` lines, or ``- **x**: y`` bullets."""
+    tags = list(_TAG_LINE.finditer(text))
+    if tags:
+        pairs = []
+        for n, match in enumerate(tags):
+            end = tags[n + 1].start() if n + 1 < len(tags) else len(text)
+            explanation = _EXPLANATION_LINE.search(text, match.end(), end)
+            pairs.append((match.group(1).strip("\"'"), explanation.group(1) if explanation else ""))
+        return pairs
+    return [(m.group(1).strip(), m.group(2)) for m in _BOLD_BULLET.finditer(text)]
+
+
+def _separate_lists(text: str) -> list[set[str]]:
+    """The tag sets of each top-level ``[...]`` block that holds tags (a model that revises itself
+    writes two)."""
+    from winnow.judges.parsing import extract_json
+
+    sets: list[set[str]] = []
+    start = text.find("[")
+    while start != -1:
+        depth, end = 0, -1
+        for i in range(start, len(text)):
+            depth += {"[": 1, "]": -1}.get(text[i], 0)
+            if depth == 0:
+                end = i
+                break
+        if end == -1:
+            break
+        try:
+            items = _items_from_json(extract_json(text[start : end + 1]))
+        except ParseError:
+            items = None
+        if items:
+            found = {normalise_tag(t) for t, _ in _pairs_from_items(items)}
+            if found:
+                sets.append(found)
+        start = text.find("[", end + 1)
+    return sets
+
+
 def _pairs_from_regex(text: str) -> list[tuple[str, str]]:
     """Pitfall P-I6 fallback: every ``"tag": "..."``, with the explanation that follows it."""
     matches = list(_TAG_RE.finditer(text))
@@ -124,6 +170,9 @@ def parse_tags(text: str) -> dict[str, Any]:
     query carries at least one intention, and an empty set would silently rank the sample last.
     """
     pairs: list[tuple[str, str]] = []
+    lists = _separate_lists(text)
+    if len(lists) > 1 and any(s != lists[0] for s in lists[1:]):
+        raise ParseError(f"the reply gives {len(lists)} different tag lists: ambiguous")
     try:
         items = _items_from_json(extract_json(text))
     except ParseError:
@@ -133,6 +182,8 @@ def parse_tags(text: str) -> dict[str, Any]:
     regex_pairs = _pairs_from_regex(text)
     if len(regex_pairs) > len(pairs):  # the JSON read only part of a broken reply
         pairs = regex_pairs
+    if not pairs:
+        pairs = _pairs_from_lines(text)
     tags: dict[str, str] = {}
     for tag, explanation in pairs:
         key = normalise_tag(tag)

@@ -8,6 +8,7 @@ rule 2).
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import re
@@ -26,9 +27,9 @@ def strip_fences(text: str) -> str:
     return match.group(1).strip() if match else text.strip()
 
 
-def score_from_text(text: str, lo: float, hi: float) -> float:
+def score_from_text(text: str, lo: float, hi: float, native: tuple[float, ...] = ()) -> float:
     """A score in [lo, hi] from a free-text reply: the ladder in ``winnow.judges.scores``."""
-    return read_score(text, lo, hi)
+    return read_score(text, lo, hi, native)
 
 
 def _balanced(text: str, opener: str, closer: str) -> str | None:
@@ -67,13 +68,9 @@ def extract_json(text: str) -> Any:
         if found:
             candidates.append(found)
     for candidate in candidates:
-        try:
-            value = orjson.loads(candidate)
-        except orjson.JSONDecodeError:
-            try:  # raw newlines inside strings: small models write them, even under a JSON grammar
-                value = json.loads(candidate, strict=False)
-            except ValueError:
-                continue
+        value = _loads(candidate)
+        if value is _NOTHING:
+            continue
         if isinstance(value, str):
             try:
                 value = orjson.loads(value)
@@ -82,6 +79,33 @@ def extract_json(text: str) -> Any:
         if isinstance(value, dict | list):
             return value
     raise ParseError("no JSON object or list found in the reply")
+
+
+_NOTHING = object()
+_CURLY = str.maketrans({"\u201c": '"', "\u201d": '"'})
+
+
+def _loads(candidate: str) -> Any:
+    """JSON, read as leniently as is still unambiguous: strict; raw newlines inside strings (small
+    models write them, even under a grammar); a Python literal (``{'tag': 'x'}``, which models
+    write for "JSON"; ``ast.literal_eval`` evaluates literals only); curly quotes as delimiters."""
+    try:
+        return orjson.loads(candidate)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(candidate, strict=False)
+    except ValueError:
+        pass
+    if candidate[:1] in "[{" and len(candidate) < 200_000:
+        try:
+            return ast.literal_eval(candidate)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            pass
+    straightened = candidate.translate(_CURLY)
+    if straightened != candidate:
+        return _loads(straightened)
+    return _NOTHING
 
 
 def digit_probabilities(position: TokenLogprob, digits: range) -> dict[int, float]:

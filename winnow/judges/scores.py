@@ -27,61 +27,82 @@ from winnow.judges.base import ParseError
 __all__ = ["SCORE_KEYS", "read_score"]
 
 # keys a JSON reply may carry its score under, in order of preference
-SCORE_KEYS = ("score", "rating", "accuracy", "grade", "overall", "result", "value")
+SCORE_KEYS = ("score", "rating", "accuracy", "grade", "overall", "result", "value", "综合得分", "评分", "得分", "总分")
 
 _NUM = r"(\d+(?:[.,]\d+)?|[.,]\d+)(?!\d|\s*%)"  # 4 | 4.5 | 4,5 | .5; not a percentage
 _SCALE = r"(?:\s*(?:/|out\s+of|of\s+a\s+(?:possible|maximum(?:\s+of)?))\s*(\d+(?:\.\d+)?))?"
 _SCORED = _NUM + _SCALE
 _TAIL = r"(?:\s*(?:points?|stars?|pts)\b)?"
+_NOT_A_LIST = r"(?!\s*,\s*\d)"  # "rated as 5, 1, and 3": numbers of something else
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
-_MARKUP = re.compile(r"\*\*|__|`|^\s{0,3}#{1,6}\s*|^\s*>\s?|(?<=\s)\*(?=\S)|(?<=\S)\*(?=\s|$)", re.MULTILINE)
+_MARKUP = re.compile(r"\*\*|__|`|^[ \t]{0,3}#{1,6}[ \t]*|^[ \t]*>[ \t]?|(?<=\s)\*(?=\S)|(?<=\S)\*(?=\s|$)",
+                     re.MULTILINE)
 _BRACKETED = re.compile(r"\[\[\s*([^\[\]\n]{1,20}?)\s*\]\]|\[\s*(\d+(?:[.,]\d+)?(?:\s*/\s*\d+)?)\s*\]")
 
-# Level 1: the first line holds the score alone ("4.5", "Score: 4", "**Rating: 4.5/5**").
-_LABEL = r"(?:(?:final|overall|total)\s+)?(?:score|rating|grade|result|accuracy|evaluation|verdict)"
-_LEAD = r"^[^\w.,]*"  # markup and bullets before a number, never the dot of ".5"
-_ALONE = re.compile(_LEAD + r"(?:" + _LABEL + r"\W{0,4})?" + _SCORED + _TAIL + r"\W*$", re.IGNORECASE)
-# ...and every other line that is a label and a score alone must agree with it
-_LABEL_LINE = re.compile(_LEAD + _LABEL + r"\W{0,4}" + _SCORED + _TAIL + r"\W*$", re.IGNORECASE | re.MULTILINE)
-# Level 2: a labelled score anywhere ("Score: 4", "Rating - 4.5/5", "score of 4", "[RESULT] 4").
+_LABEL = (r"(?:(?:final|overall|total)\s+)?(?:score|rating|grade|result|accuracy|evaluation|verdict|complexity|"
+          r"quality|helpfulness)|综合得分|评分|得分|总分|分数")
+_COLON = r"['\"]?\s*[:=：]"  # 'Score:', '"score": 4' inside broken JSON, '评分：4'
+_LEAD = r"^(?:[^\w.,\-\n]|-(?!\d))*"  # markup and bullets before a number, never the dot of ".5"
+# Level 1: the first line holds the score alone ("4.5", "Score: 4", "**Rating: 4.5/5**") ...
+_ALONE = re.compile(_LEAD + r"(?:(?:" + _LABEL + r")\W{0,4})?" + _SCORED + _TAIL + r"\W*$", re.IGNORECASE)
+# ... and every "Label: n" elsewhere in the reply must agree with it
+_STRONG = re.compile(r"(?:" + _LABEL + r")" + _COLON + r"\s*(?:an?\s+)?" + _SCORED + _NOT_A_LIST, re.IGNORECASE)
+# Level 2: a labelled score anywhere ("Score: 4", "Rating - 4.5/5", "[RESULT] 4", "a score of 4").
 _LABELLED = re.compile(
-    r"\b" + _LABEL + r"\b(?:\s*\(\s*\d\s*-\s*\d+\s*\))?(?:\s*(?:[:=\-–—\]]|is|of|would\s+be|be)\s*){1,3}(?:an?\s+)?"
-    + _SCORED,
+    r"(?:(?:" + _LABEL + r")(?:\s*\(\s*\d\s*-\s*\d+\s*\))?(?:" + _COLON + r"|\s*[\-–—\]]|\s+is|\s+would\s+be)"
+    r"|\b(?:a|an|my|final|overall|total)\s+(?:score|rating|grade)\s+of)"
+    r"\s*(?:an?\s+)?" + _SCORED + _NOT_A_LIST,
     re.IGNORECASE,
 )
 # Level 3: the first line opens with a score and goes on ("4.5 - accurate and complete").
-_LEADING = re.compile(_LEAD + _SCORED + _TAIL + r"(?=\s*(?:[-–—:;,(]|$))", re.IGNORECASE)
+_LEADING = re.compile(_LEAD + _SCORED + _TAIL + r"(?=\s*(?:[-–—:;(]|,\s*\D|$))", re.IGNORECASE)
 # Level 4: a sentence that states it ("I would rate this response 4.5 out of 5", "I give it a 4.").
 _SENTENCE = re.compile(
-    r"\b(?:rate|rates|rated|rating|give|gives|giving|assign|assigns|award|awards|deserves?|earns?)\s+"
-    r"(?:(?:this|the|it|its|that|my|an?|response|answer|output|assistant'?s?|reply|one|overall|final|"
-    r"score|rating|grade|of|as|with|at|to|be)\s+){0,5}"
-    + _SCORED + _TAIL + r"(?=\s*(?:$|[.,;:!)]|out\b|because\b|for\b|since\b|as\b|due\b|on\b|in\b|given\b))",
+    r"\b(?:rate|rates|rated|rating|give|gives|giving|assign|assigns|award|awards|deserves?|earns?|score)\s+"
+    r"(?:[^\W\d][\w'’]*\s+){0,8}?"
+    + _SCORED + _TAIL
+    + r"(?!\s*,?\s*(?:or|maybe|perhaps|possibly|to)\s+(?:an?\s+)?\d)" + _NOT_A_LIST
+    + r"(?=\s*(?:$|[.,;:!)]|out\b|because\b|for\b|since\b|as\b|due\b|on\b|in\b|given\b|overall\b))",
     re.IGNORECASE,
 )
 # Level 5: a line that is only a number ("## Score\n4").
 _BARE_LINE = re.compile(_LEAD + _SCORED + _TAIL + r"\W*$", re.MULTILINE | re.IGNORECASE)
-# Level 6: a number word on the first line ("Four", "four and a half").
+# Level 6: a number word opening the first line as a score, or after a label ("Four - strong",
+# "Score: four and a half"); never one inside prose ("the two main stages").
 _WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
           "nine": 9, "ten": 10}
-_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")(\s+and\s+a\s+half)?\b", re.IGNORECASE)
+_WORD = r"(" + "|".join(_WORDS) + r")(\s+and\s+a\s+half)?"
+_WORD_ALONE = re.compile(_LEAD + r"(?:(?:" + _LABEL + r")\W{0,4})?" + _WORD + r"\b(?=\s*(?:[-–—:;,.!(]|$))",
+                         re.IGNORECASE)
+_WORD_LABELLED = re.compile(r"(?:" + _LABEL + r")" + _COLON + r"\s*" + _WORD + r"\b", re.IGNORECASE)
+# A scale the reply declares ("on a scale of 1 to 10", "a 1-10 scale", "a 10-point scale").
+_DECLARED = re.compile(
+    r"scale\s+(?:of\s+|from\s+)?(\d+)\s*(?:-|–|to)\s*(\d+)|\b(\d+)\s*(?:-|–|to)\s*(\d+)\s+scale|\b(\d+)-point\s+scale",
+    re.IGNORECASE,
+)
 
 
-def read_score(text: str, lo: float, hi: float) -> float:
-    """The score in [lo, hi] that ``text`` states; ``ParseError`` with the reason otherwise."""
+def read_score(text: str, lo: float, hi: float, native: tuple[float, ...] = ()) -> float:
+    """The score in [lo, hi] that ``text`` states; ``ParseError`` with the reason otherwise.
+
+    ``native``: other denominators read as they are (DEITA's rank prompt scores 1-5 and keeps 6
+    for "too complex", so ``4/5`` from a 1-6 judge is 4).
+    """
     if not text or not text.strip():
         raise ParseError("the reply is empty")
-    from_json = _json_score(text, lo, hi)
+    scale = _Scale(lo, hi, native)
+    from_json = _json_score(text, scale)
     if from_json is not None:
         return from_json
     body = _clean(text)
     lines = [line for line in body.splitlines() if line.strip()]
     if not lines:
         raise ParseError("the reply has no text besides markup")
+    scale.read(body)
     first = lines[0]
     levels: list[tuple[str, Callable[[], list[re.Match[str]]]]] = [
-        ("the first line", lambda: _alone(first, body)),
+        ("its score lines", lambda: _alone(first, body)),
         ("a labelled score", lambda: _all(_LABELLED, body)),
         ("the first line", lambda: _all(_LEADING, first)),
         ("a rating sentence", lambda: _all(_SENTENCE, body)),
@@ -90,13 +111,72 @@ def read_score(text: str, lo: float, hi: float) -> float:
     for where, find in levels:
         matches = find()
         if matches:
-            return _agreed([(m.group(1), m.group(2)) for m in matches], lo, hi, where)
-    word = _WORD.search(first)
+            return scale.agreed([(m.group(1), m.group(2)) for m in matches], where)
+    word = _WORD_ALONE.match(first) or _WORD_LABELLED.search(body)
     if word:
         value = _WORDS[word.group(1).lower()] + (0.5 if word.group(2) else 0.0)
-        return _on_scale(float(value), None, lo, hi, word.group(0))
+        return scale.place(float(value), None, word.group(0).strip())
     raise ParseError(f"no score between {lo:g} and {hi:g}: none on the first line, after a label "
                      "(Score:, Rating:), or in a rating sentence")
+
+
+class _Scale:
+    """The judge's range, and the scale the reply itself declares, if any."""
+
+    def __init__(self, lo: float, hi: float, native: tuple[float, ...]) -> None:
+        self.lo, self.hi, self.native = lo, hi, native
+        self.declared: tuple[float, float] | None = None
+        self.body = ""
+
+    def read(self, body: str) -> None:
+        self.body = body
+        for m in _DECLARED.finditer(body):
+            low, high = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4)) if m.group(3) else (
+                "1", m.group(5))
+            pair = (float(low), float(high))
+            if pair[1] != self.hi and pair[1] not in self.native and pair[1] > 0:
+                self.declared = pair
+                return
+
+    def agreed(self, found: list[tuple[str, str | None]], where: str) -> float:
+        values = []
+        for raw, denominator in found:
+            shown = raw + (f"/{denominator}" if denominator else "")
+            values.append(self.place(_number(raw), float(denominator) if denominator else None, shown))
+        distinct = sorted(set(values))
+        if len(distinct) > 1:
+            listed = " and ".join(f"{v:g}" for v in distinct)
+            raise ParseError(f"the reply gives different scores in {where} ({listed}): ambiguous")
+        return distinct[0]
+
+    def place(self, value: float, denominator: float | None, shown: str) -> float:
+        """``value`` on the judge's [lo, hi], from a fraction of ``denominator`` when one is named
+        (or declared by the reply, or written beside the same number elsewhere: "8 out of 10")."""
+        lo, hi = self.lo, self.hi
+        if not math.isfinite(value):
+            raise ParseError(f"the score {shown} is not a number")
+        low = 0.0
+        if denominator is None and self.declared is not None:
+            low, denominator = self.declared
+            shown += f" (on the reply's {low:g}-{denominator:g} scale)"
+        if denominator is None and not lo <= value <= hi:
+            denominator = self._written_with(value)
+            if denominator is not None:
+                shown += f" (written as {value:g}/{denominator:g} too)"
+        if denominator is not None and denominator != hi and denominator not in self.native:
+            if lo != 0 or low != 0 or denominator <= 0 or not 0 <= value <= denominator:
+                raise ParseError(f"the score {shown} is on another scale than {lo:g}-{hi:g}: not converted")
+            value = value * hi / denominator  # a 0-based scale maps exactly: 9/10 -> 4.5 on 0-5
+        if not lo <= value <= hi:
+            raise ParseError(f"the score {shown} is outside {lo:g}-{hi:g} and the reply names no scale")
+        return value
+
+    def _written_with(self, value: float) -> float | None:
+        """The denominator the reply writes beside this same number elsewhere, if exactly one."""
+        number = f"{value:g}".replace(".", r"[.,]")
+        found = {float(m.group(1)) for m in re.finditer(
+            r"(?<![\d.,])" + number + r"\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?)", self.body, re.IGNORECASE)}
+        return found.pop() if len(found) == 1 else None
 
 
 def _all(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
@@ -104,9 +184,9 @@ def _all(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
 
 
 def _alone(first: str, body: str) -> list[re.Match[str]]:
-    """The first line when it is a score alone, with every label line of the reply (P-A2)."""
+    """The first line when it is a score alone, with every "Label: n" of the reply (P-A2)."""
     match = _ALONE.match(first)
-    return [match, *_LABEL_LINE.finditer(body)] if match else []
+    return [match, *_STRONG.finditer(body, len(first))] if match else []
 
 
 def _clean(text: str) -> str:
@@ -120,32 +200,7 @@ def _number(raw: str) -> float:
     return float(raw.replace(",", ".") if raw.count(",") == 1 else raw)
 
 
-def _agreed(found: list[tuple[str, str | None]], lo: float, hi: float, where: str) -> float:
-    values = []
-    for raw, scale in found:
-        value = _number(raw)
-        values.append(_on_scale(value, float(scale) if scale else None, lo, hi, raw + (f"/{scale}" if scale else "")))
-    distinct = sorted(set(values))
-    if len(distinct) > 1:
-        shown = " and ".join(f"{v:g}" for v in distinct)
-        raise ParseError(f"the reply gives different scores in {where} ({shown}): ambiguous")
-    return distinct[0]
-
-
-def _on_scale(value: float, scale: float | None, lo: float, hi: float, shown: str) -> float:
-    """``value`` on the judge's [lo, hi], from a fraction of ``scale`` when one is named."""
-    if not math.isfinite(value):
-        raise ParseError(f"the score {shown} is not a number")
-    if scale is not None and scale != hi:
-        if lo != 0 or scale <= 0 or not 0 <= value <= scale:
-            raise ParseError(f"the score {shown} is on another scale than {lo:g}-{hi:g}: not converted")
-        value = value * hi / scale  # a 0-based scale maps exactly: 9/10 -> 4.5 on 0-5
-    if not lo <= value <= hi:
-        raise ParseError(f"the score {shown} is outside {lo:g}-{hi:g}")
-    return value
-
-
-def _json_score(text: str, lo: float, hi: float) -> float | None:
+def _json_score(text: str, scale: _Scale) -> float | None:
     """The score of a JSON reply (``{"score": 4, ...}``, fenced or not); None when it is no such reply."""
     stripped = _FENCE.sub(lambda m: m.group(1), text).strip()
     if not stripped.startswith("{"):
@@ -162,8 +217,8 @@ def _json_score(text: str, lo: float, hi: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return read_score(value, lo, hi) if value.strip() else None
-    return _on_scale(float(value), None, lo, hi, str(value))
+        return read_score(value, scale.lo, scale.hi, scale.native) if value.strip() else None
+    return scale.place(float(value), None, str(value))
 
 
 def _keyed(data: dict[str, Any]) -> Any:
