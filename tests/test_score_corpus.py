@@ -82,3 +82,38 @@ def test_instag_replies(line):
         assert got is None, f"read {got} ({line['why']})"
     else:
         assert got == [normalise_tag(t) for t in expect], line["why"]
+
+
+@pytest.mark.parametrize("name", ["alpagasus.jsonl"])
+def test_reply_forms_through_winnow_rate(name, fake_server, write_jsonl, tmp_path):
+    """End to end: the server replies each form verbatim; `rate` writes the score it states, or
+    judge_failed where it states none (never a wrong number).  heldout_alpagasus.jsonl was
+    collected from other sources after the ladder was written (its HELDOUT.md)."""
+    from winnow.api import rate
+    from winnow.engine.config import EngineSettings
+
+    if not (CORPUS / name).exists():
+        pytest.fail(f"{name} is missing from tests/data/judge_replies")
+    lines = _lines(name)
+    rows = []
+    for n, line in enumerate(lines):
+        marker = f"[case {n:04d}]"
+        rows.append({"instruction": f"{marker} Answer the question.", "input": "", "output": "An answer."})
+        fake_server.script(marker, line["reply"])
+    judge = AlpagasusJudge()
+    # the fake server cuts replies at max_tokens as real servers do; AlpaGasus' 256 would cut the
+    # verbose MT-Bench-style replies before their closing "Rating: [[n]]" (judge_failed: right,
+    # but then the form itself goes untested)
+    judge.params["max_tokens"] = 4096
+    result = rate(write_jsonl(rows), [judge], "openai/judge", api_base=fake_server.url,
+                  cache_dir=tmp_path / "cache", settings=EngineSettings(reasks=0, concurrency=8))
+    wrong = []
+    for line, row in zip(lines, result.rows, strict=True):
+        got = row["alpagasus_score"] if row["alpagasus_status"] == "ok" else None
+        expect = line["expect"]
+        if got is None and (expect is None or line.get("scale")):
+            continue
+        if got is None or expect is None or abs(got - expect) > 1e-9:
+            wrong.append((line["why"], expect, got))
+    print(f"\n{name}: {len(lines) - len(wrong)}/{len(lines)} read right through winnow rate")
+    assert not wrong, wrong
