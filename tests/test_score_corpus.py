@@ -1,10 +1,14 @@
 """The reply parsers on a corpus of real judges' replies (tests/data/judge_replies/, sources there).
 
 The score ladder (winnow/judges/scores.py) was written before this corpus was collected; its first
-run read 95 of 108 AlpaGasus and 29 of 36 DEITA replies right, and InsTag's parser 22 of 27.  What
-must hold now, for every line: the score the reply states, or a failure where a human could not
-tell.  On lines whose reply uses a 10-point scale (``scale: 10``) the rescaled value or a refusal
-are both right; the raw number never is.
+run read 95 of 108 AlpaGasus and 29 of 36 DEITA replies right, and InsTag's parser 22 of 27.  After
+the ladder was fixed on those, heldout_alpagasus.jsonl (other sources, collected without looking
+at the parser: its HELDOUT.md) was run once: 41 of 48 right, 6 scores missed (Korean labels, a
+score in nested JSON, "so I will say 3.0") and one wrong number (an additive rubric's per-criterion
+"Score: 1 point" read as the total).  Those classes were fixed after; the held-out set is now a
+regression set like the rest.  What must hold, for every line: the score the reply states, or a
+failure where a human could not tell.  On lines whose reply uses a 10-point scale (``scale: 10``)
+the rescaled value or a refusal are both right; the raw number never is.
 """
 
 from __future__ import annotations
@@ -41,13 +45,13 @@ def _check(read, line: dict) -> None:
         assert got is not None and abs(got - expect) < 1e-9, f"read {got}, the reply states {expect} ({line['why']})"
 
 
-ALPAGASUS = _lines("alpagasus.jsonl")
+ALPAGASUS = _lines("alpagasus.jsonl") + _lines("heldout_alpagasus.jsonl")
 DEITA = _lines("deita.jsonl")
 INSTAG = _lines("instag.jsonl")
 
 
 def test_the_corpus_is_as_large_as_promised():
-    assert len(ALPAGASUS) >= 60 and len(DEITA) >= 25 and len(INSTAG) >= 20
+    assert len(ALPAGASUS) >= 60 + 40 and len(DEITA) >= 25 and len(INSTAG) >= 20
     assert sum(line["origin"] == "verbatim" for line in ALPAGASUS) >= 60
 
 
@@ -84,7 +88,7 @@ def test_instag_replies(line):
         assert got == [normalise_tag(t) for t in expect], line["why"]
 
 
-@pytest.mark.parametrize("name", ["alpagasus.jsonl"])
+@pytest.mark.parametrize("name", ["alpagasus.jsonl", "heldout_alpagasus.jsonl"])
 def test_reply_forms_through_winnow_rate(name, fake_server, write_jsonl, tmp_path):
     """End to end: the server replies each form verbatim; `rate` writes the score it states, or
     judge_failed where it states none (never a wrong number).  heldout_alpagasus.jsonl was

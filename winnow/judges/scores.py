@@ -27,7 +27,8 @@ from winnow.judges.base import ParseError
 __all__ = ["SCORE_KEYS", "read_score"]
 
 # keys a JSON reply may carry its score under, in order of preference
-SCORE_KEYS = ("score", "rating", "accuracy", "grade", "overall", "result", "value", "综合得分", "评分", "得分", "总分")
+SCORE_KEYS = ("score", "rating", "accuracy", "grade", "overall", "result", "value", "final", "综合得分", "评分", "得分",
+              "总分", "점수", "평점", "点数", "スコア")
 
 _NUM = r"(\d+(?:[.,]\d+)?|[.,]\d+)(?!\d|\s*%)"  # 4 | 4.5 | 4,5 | .5; not a percentage
 _SCALE = r"(?:\s*(?:/|out\s+of|of\s+a\s+(?:possible|maximum(?:\s+of)?))\s*(\d+(?:\.\d+)?))?"
@@ -41,7 +42,7 @@ _MARKUP = re.compile(r"\*\*|__|`|^[ \t]{0,3}#{1,6}[ \t]*|^[ \t]*>[ \t]?|(?<=\s)\
 _BRACKETED = re.compile(r"\[\[\s*([^\[\]\n]{1,20}?)\s*\]\]|\[\s*(\d+(?:[.,]\d+)?(?:\s*/\s*\d+)?)\s*\]")
 
 _LABEL = (r"(?:(?:final|overall|total)\s+)?(?:score|rating|grade|result|accuracy|evaluation|verdict|complexity|"
-          r"quality|helpfulness)|综合得分|评分|得分|总分|分数")
+          r"quality|helpfulness)|综合得分|评分|得分|总分|分数|점수|평점|点数|スコア|評価")
 _COLON = r"['\"]?\s*[:=：]"  # 'Score:', '"score": 4' inside broken JSON, '评分：4'
 _LEAD = r"^(?:[^\w.,\-\n]|-(?!\d))*"  # markup and bullets before a number, never the dot of ".5"
 # Level 1: the first line holds the score alone ("4.5", "Score: 4", "**Rating: 4.5/5**") ...
@@ -59,7 +60,7 @@ _LABELLED = re.compile(
 _LEADING = re.compile(_LEAD + _SCORED + _TAIL + r"(?=\s*(?:[-–—:;(]|,\s*\D|$))", re.IGNORECASE)
 # Level 4: a sentence that states it ("I would rate this response 4.5 out of 5", "I give it a 4.").
 _SENTENCE = re.compile(
-    r"\b(?:rate|rates|rated|rating|give|gives|giving|assign|assigns|award|awards|deserves?|earns?|score)\s+"
+    r"\b(?:rate|rates|rated|rating|give|gives|giving|assign|assigns|award|awards|deserves?|earns?|score|say|says)\s+"
     r"(?:[^\W\d][\w'’]*\s+){0,8}?"
     + _SCORED + _TAIL
     + r"(?!\s*,?\s*(?:or|maybe|perhaps|possibly|to)\s+(?:an?\s+)?\d)" + _NOT_A_LIST
@@ -76,6 +77,11 @@ _WORD = r"(" + "|".join(_WORDS) + r")(\s+and\s+a\s+half)?"
 _WORD_ALONE = re.compile(_LEAD + r"(?:(?:" + _LABEL + r")\W{0,4})?" + _WORD + r"\b(?=\s*(?:[-–—:;,.!(]|$))",
                          re.IGNORECASE)
 _WORD_LABELLED = re.compile(r"(?:" + _LABEL + r")" + _COLON + r"\s*" + _WORD + r"\b", re.IGNORECASE)
+# An additive rubric ("1. Add 1 point if ...", Self-Rewarding LMs' prompt): its "Score: 1 point" lines
+# score one criterion each, so only a stated total counts.
+_ADDITIVE = re.compile(r"\badd\s+(?:1|one|another|a\s+(?:second|third|fourth|fifth))\s+points?\b", re.IGNORECASE)
+_TOTAL = re.compile(r"\b(?:total|final|overall)\s+(?:score|points?|rating)" + _COLON + r"?\s*(?:is\s+|of\s+)?"
+                    + _SCORED + _NOT_A_LIST, re.IGNORECASE)
 # A scale the reply declares ("on a scale of 1 to 10", "a 1-10 scale", "a 10-point scale").
 _DECLARED = re.compile(
     r"scale\s+(?:of\s+|from\s+)?(\d+)\s*(?:-|–|to)\s*(\d+)|\b(\d+)\s*(?:-|–|to)\s*(\d+)\s+scale|\b(\d+)-point\s+scale",
@@ -100,6 +106,11 @@ def read_score(text: str, lo: float, hi: float, native: tuple[float, ...] = ()) 
     if not lines:
         raise ParseError("the reply has no text besides markup")
     scale.read(body)
+    if _ADDITIVE.search(body):
+        totals = _all(_TOTAL, body)
+        if not totals:
+            raise ParseError("the reply scores an additive rubric criterion by criterion and states no total")
+        return scale.agreed([(m.group(1), m.group(2)) for m in totals], "its totals")
     first = lines[0]
     levels: list[tuple[str, Callable[[], list[re.Match[str]]]]] = [
         ("its score lines", lambda: _alone(first, body)),
@@ -221,12 +232,29 @@ def _json_score(text: str, scale: _Scale) -> float | None:
     return scale.place(float(value), None, str(value))
 
 
-def _keyed(data: dict[str, Any]) -> Any:
+def _keyed(data: dict[str, Any], depth: int = 0) -> Any:
+    """The score under a known key; one level down when a key holds an object or a JSON string
+    (``{"final": "{\"score\": 4}"}``)."""
     lowered = {str(k).lower(): v for k, v in data.items()}
     for key in SCORE_KEYS:
         value = lowered.get(key)
         if isinstance(value, bool):
             continue
-        if isinstance(value, int | float | str):
+        if isinstance(value, int | float):
             return value
+        if isinstance(value, str) and not value.lstrip().startswith("{"):
+            return value
+    if depth < 2:
+        for value in lowered.values():
+            if isinstance(value, str) and value.lstrip().startswith("{"):
+                from winnow.judges.parsing import extract_json
+
+                try:
+                    value = extract_json(value)
+                except ParseError:
+                    continue
+            if isinstance(value, dict):
+                found = _keyed(value, depth + 1)
+                if found is not None:
+                    return found
     return None
