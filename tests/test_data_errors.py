@@ -111,7 +111,8 @@ def test_messages_non_text_part_and_null_content(tmp_path):
     rows = [
         {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None}]},
-        {"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "x"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "narrator", "content": "x"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "x"}]},  # tool turns: fine
     ]
     ds = load(_jsonl(tmp_path / "m.jsonl", rows), on_bad_row="skip")
     assert [(b.line, b.field) for b in ds.bad_rows] == [

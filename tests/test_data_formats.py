@@ -249,7 +249,9 @@ def test_column_map_renames_and_layout_override(tmp_path):
     assert ds.samples[0].id == "q1" and ds.samples[0].alpaca == ("What?", "", "That.")
     chat = tmp_path / "odd.jsonl"
     chat.write_text(json.dumps({"instruction": "x", "dialog": [{"role": "user", "content": "hi"}]}) + "\n")
-    assert load(chat, on_bad_row="skip").layout == "alpaca"  # detected from the `instruction` key
+    # an `instruction` and no response column: a prompt pool (issue 16), its one user turn is "x"
+    pooled = load(chat, on_bad_row="skip")
+    assert pooled.layout == "prompt" and pooled.samples[0].turns == [Turn("user", "x")]
     forced = load(chat, layout="messages", column_map={"messages": "dialog"})
     assert forced.layout == "messages" and forced.samples[0].turns == [Turn("user", "hi")]
     with pytest.raises(ValueError, match="unknown column map key"):

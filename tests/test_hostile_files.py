@@ -61,7 +61,12 @@ def _file(workdir: Path, suffix: str, data: bytes) -> Path:
 
 
 def _load(path: Path, **kwargs) -> Dataset | DataError:
-    """load(), with DataError returned (checked to name the file); anything else propagates."""
+    """load(), with DataError returned (checked to name the file); anything else propagates.
+
+    The layout is Alpaca by name: a file whose every row lost its output is a valid prompt pool
+    now (issue 16), so detection would read it as one; detection has its own tests.
+    """
+    kwargs.setdefault("layout", "alpaca")
     try:
         return load(path, **kwargs)
     except DataError as exc:

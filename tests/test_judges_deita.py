@@ -321,9 +321,15 @@ def test_scorer_without_digits_fails_unless_a_fallback_is_asked_for(write_jsonl,
 
 
 def test_quality_of_a_turn_without_reply_is_scored_with_an_empty_response(write_jsonl, fake_server, tmp_path):
-    data = write_jsonl([{"messages": [{"role": "user", "content": "Is 91 prime?"}]}])
+    # methods.md 3.4: a conversation that ends on a user turn scores that turn with an empty
+    # response (a row with no response at all is refused: tests/test_shapes.py)
+    data = write_jsonl([{"messages": [{"role": "user", "content": "Is 7 prime?"},
+                                      {"role": "assistant", "content": "Yes."},
+                                      {"role": "user", "content": "Is 91 prime?"}]}])
+    fake_server.script("Is 7 prime", _lp_reply("5", {"5": 1.0}))
     fake_server.script("Is 91 prime", _lp_reply("1", {"1": 1.0}))
     row = _rate(data, fake_server, tmp_path, ["deita-quality"]).rows[0]
-    assert row["deita_quality_scores"] == [1.0]
-    assert "#Response#:\n\n</data>" in fake_server.requests[0].body["messages"][-1]["content"]
+    assert row["deita_quality_scores"] == [5.0, 1.0]
+    last = next(r for r in fake_server.requests if "Is 91 prime" in r.body["messages"][-1]["content"])
+    assert "#Response#:\n\n</data>" in last.body["messages"][-1]["content"]
     assert json.dumps(row)  # the row stays JSON-serialisable

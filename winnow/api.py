@@ -128,6 +128,46 @@ def resolve_model(cfg: ModelConfig) -> Iterator[ModelConfig]:
     yield cfg
 
 
+PAIRED_LAYOUTS = ("preference", "hh")
+
+
+def _rejected_sides(
+    dataset: Any, data: str | Path, layout: str | None, column_map: dict[str, str] | None, id_column: str | None,
+    policy: Literal["fail", "skip"],
+) -> list[tuple[Any, Any]]:
+    """``--side both``: each chosen sample with the same row's rejected one.  A row whose either
+    side is bad is left out of both (and reported once)."""
+    from winnow.data import load
+
+    other = load(data, layout=dataset.layout, column_map=column_map, id_column=id_column, on_bad_row=policy,
+                 side="rejected")
+    by_index = {s.index: s for s in other.samples}
+    known = {(b.index, b.field) for b in dataset.bad_rows}
+    dataset.bad_rows.extend(b for b in other.bad_rows if (b.index, b.field) not in known)
+    dataset.samples[:] = [s for s in dataset.samples if s.index in by_index]
+    return [(s, by_index[s.index]) for s in dataset.samples]
+
+
+def check_inputs(judges: Sequence[Judge], samples: Sequence[Any], name: str) -> None:
+    """Refuse, before any request, a judge that needs responses on rows that have none."""
+    lacking = [s for s in samples if not s.has_response]
+    if not lacking:
+        return
+    needy = [j.name for j in judges if j.needs_response]
+    if not needy:
+        return
+    from winnow.judges.registry import BUILTIN, judge_class
+
+    prompt_only = sorted(name for name in BUILTIN if not judge_class(name).needs_response)
+    first = lacking[0].index + 1
+    raise PreflightError(
+        f"{', '.join(needy)} need{'' if len(needy) > 1 else 's'} a response to judge (the user turns and the "
+        "answer), but "
+        f"{len(lacking)} of {len(samples)} rows of {name} have none (first: row {first}); nothing was sent. "
+        f"Judges that read the user turns alone: {', '.join(prompt_only)}"
+    )
+
+
 def rate(
     data: str | Path,
     judges: Sequence[str | Judge],
@@ -149,6 +189,7 @@ def rate(
     settings: EngineSettings | None = None,
     progress: bool = False,
     limit: int | None = None,
+    side: str = "chosen",
 ) -> RateResult:
     """Rate every row of ``data`` with every judge; write the annotated rows to ``output``.
 
@@ -166,15 +207,23 @@ def rate(
     if on_bad_row not in ("fail", "skip"):
         raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
     policy: Literal["fail", "skip"] = "skip" if on_bad_row == "skip" else "fail"
-    dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy)
+    if side not in ("chosen", "rejected", "both"):
+        raise ValueError(f"side must be chosen, rejected or both, got {side!r}")
+    dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy,
+                   side="rejected" if side == "rejected" else "chosen")
+    if side != "chosen" and dataset.layout not in PAIRED_LAYOUTS:
+        raise ValueError(f"--side {side}: {data} is {dataset.layout} data; sides belong to preference and hh rows")
     if limit is not None:
         del dataset.samples[limit:]  # a trial on the first rows; the rest are not read back out
+    pairs = _rejected_sides(dataset, data, layout, column_map, id_column, policy) if side == "both" else None
     judge_objects = make_judges(judges, model, judge_options, structured)
+    check_inputs(judge_objects, dataset.samples, str(data))
     out_path = Path(output) if output is not None else None
     if out_path is not None:
         preflight_output(out_path)
     settings = settings or EngineSettings()
     stats = RunStats()
+    judged = dataset.samples + [rejected for _, rejected in pairs] if pairs is not None else dataset.samples
     with ExitStack() as stack:
         cache = open_cache(cache_dir, use_cache)
         stack.callback(cache.close)
@@ -206,7 +255,7 @@ def rate(
         engine = Engine(cache, settings, stats)
         try:
             with live_progress(stats, progress):
-                verdicts = engine.run(dataset.samples, runs, before_online=start_servers if later else None)
+                verdicts = engine.run(judged, runs, before_online=start_servers if later else None)
         finally:
             if use_cache:
                 from winnow.cache.runs import append_run
@@ -218,24 +267,32 @@ def rate(
     columns: list[str] = []
     for judge in judge_objects:
         columns.extend(judge.output_columns())
+    n = len(dataset.samples)
     with gc_paused():  # one new dict per row, all kept: no cycles to collect (winnow/gcpause.py)
         for i, sample in enumerate(dataset.samples):
             row = dict(sample.row)
             for j, judge in enumerate(judge_objects):
-                judge.flatten_into(row, verdicts[j][i])
+                if pairs is None:
+                    judge.flatten_into(row, verdicts[j][i])
+                else:  # --side both: each side's columns under its own prefix
+                    for prefix, verdict in (("chosen_", verdicts[j][i]), ("rejected_", verdicts[j][n + i])):
+                        row.update({prefix + k: v for k, v in judge.flatten(verdict).items()})
             rows.append(row)
+    if pairs is not None:
+        columns = [prefix + c for c in columns for prefix in ("chosen_", "rejected_")]
     names = [j.name for j in judge_objects]
-    if "deita_complexity" in names and "deita_quality" in names:
+    if "deita_complexity" in names and "deita_quality" in names and pairs is None:
         from winnow.judges.deita import combine_deita
 
         rows = combine_deita(rows)
         columns.append("deita_score")
     if out_path is not None:
         save(rows, out_path, like=dataset)
-    labels_file = _write_evol_labels(judge_objects, runs, dataset.samples, verdicts, out_path)
-    keys = {j.name: [v.keys for v in verdicts[n]] for n, j in enumerate(judge_objects)}
+    labels_file = _write_evol_labels(judge_objects, runs, judged, verdicts, out_path)
+    keys = {j.name: [v.keys for v in verdicts[k]] for k, j in enumerate(judge_objects)}
+    # samples and keys: one per judged sample (with --side both, the rejected sides follow the rows)
     return RateResult(rows, out_path, stats, names, list(dataset.bad_rows), columns,
-                      list(dataset.samples), keys, dataset, labels_file)
+                      list(judged), keys, dataset, labels_file)
 
 
 def _write_evol_labels(

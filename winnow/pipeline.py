@@ -83,6 +83,7 @@ class Pipeline(_Strict):
     cache_dir: str | None = None
     layout: str | None = None
     map: dict[str, str] | None = None
+    side: str = "chosen"  # preference / HH rows: chosen or rejected (both is for `rate`)
     id_column: str | None = None
     on_bad_row: str = "fail"
     limit: int | None = Field(default=None, ge=1)  # judge only the first N rows (a trial run)

@@ -44,7 +44,7 @@ def run_pipeline(p: Pipeline, *, progress: bool = False) -> PipelineResult:
                               max_cost=p.max_cost, rpm=p.rpm, tpm=p.tpm)
     rated = rate(p.input, judges, p.model or "", judge_models=models, cache_dir=p.cache_dir,
                  on_bad_row=p.on_bad_row, layout=p.layout, column_map=p.map, id_column=p.id_column,
-                 settings=settings, progress=progress, limit=p.limit)
+                 settings=settings, progress=progress, limit=p.limit, side=p.side)
     rows = rated.rows
     notes: list[str] = []
     normalization = None

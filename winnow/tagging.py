@@ -41,6 +41,8 @@ def normalize(
     min_confidence: float = 0.99,
     cache_dir: str | Path | None = None,
     like: Any = None,
+    layout: str | None = None,
+    column_map: dict[str, str] | None = None,
 ) -> NormalizeResult:
     """Normalise tags; every step switchable (``alpha=None``, ``rule=False``, no
     ``embed_model``, ``association=False``)."""
@@ -51,7 +53,7 @@ def normalize(
     if isinstance(data, list):
         rows, dataset, name = data, like, "rows"
     else:
-        dataset = load(data)
+        dataset = load(data, layout=layout, column_map=column_map)
         rows, name = [s.row for s in dataset.samples], str(data)
     raw = column_values(rows, tags_column, name)
     for i, tags in enumerate(raw):

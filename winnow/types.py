@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 class Status(StrEnum):
@@ -121,11 +121,26 @@ class Sample:
         for i, turn in enumerate(turns):
             if turn.role != "user":
                 continue
-            reply = ""
-            if i + 1 < len(turns) and turns[i + 1].role == "assistant":
-                reply = turns[i + 1].content
+            after = []
+            for later in turns[i + 1 :]:
+                if later.role in ("user", "system"):
+                    break
+                after.append(later)
+            if len(after) == 1 and after[0].role == "assistant":
+                reply = after[0].content
+            elif any(t.role == "assistant" for t in after):  # tool calls and results, then the answer
+                reply = "\n\n".join(f"[{t.role}] {t.content}" for t in after)
+            else:
+                reply = ""
             pairs.append((turn.content, reply))
         return pairs
+
+    @property
+    def has_response(self) -> bool:
+        """Whether some user turn has an assistant reply (a prompt pool's rows have none)."""
+        if self.alpaca is not None:
+            return True
+        return any(t.role == "assistant" for t in self.turns)
 
     @property
     def system(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from winnow.cli import cache as _cache  # noqa: F401
 from winnow.cli import compare as _compare  # noqa: F401
+from winnow.cli import inspect as _inspect  # noqa: F401
 from winnow.cli import judges as _judges  # noqa: F401
 from winnow.cli import rate as _rate  # noqa: F401  (registers commands)
 from winnow.cli import reparse as _reparse  # noqa: F401

@@ -24,6 +24,9 @@ def err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+LAYOUT_HELP = "alpaca, sharegpt, messages, prompt, ultrachat, hh or preference (default: detect; see winnow inspect)."
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     err(f"error: {message}")
     raise typer.Exit(code)
@@ -86,7 +89,10 @@ def user_errors() -> Iterator[None]:
     except LocalServerDied as exc:
         fail(f"{exc}\n  every judgment finished before that is cached: re-run the same command to go on", code=1)
     except DataError as exc:
-        fail(f"{exc}\n  hint: fix the row, or pass --on-bad-row skip to skip and report bad rows")
+        if not exc.bad_rows:  # a file-level problem (layout, format): its message says what to do
+            fail(str(exc))
+        fail(f"{exc}\n  hint: fix the row, or pass --on-bad-row skip to skip and report bad rows; "
+             "`winnow inspect FILE` shows how winnow reads the file")
     except (PreflightError, CacheError, TemplateProblem, FileNotFoundError, ValueError, LocalModelError) as exc:
         fail(str(exc))  # UnknownJudge and PipelineError are ValueErrors too
     except FatalRunError as exc:

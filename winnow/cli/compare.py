@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from winnow.cli.app import app, err, fail
+from winnow.cli.app import LAYOUT_HELP, app, err, fail
 
 __all__ = ["OfflineMiss", "compare_files", "compare_models"]
 
@@ -156,6 +156,7 @@ def compare(
     ),
     transport: str = typer.Option("auto", "--transport", help="auto, fast or litellm."),
     concurrency: int = typer.Option(32, "--concurrency", "-c", min=1, help="Requests in flight at most."),
+    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
 ) -> None:
     """Agreement between two models (or two judged files) for one judge, from the cache when possible."""
     from winnow.api import PreflightError
@@ -168,8 +169,8 @@ def compare(
     rows_a: list[dict[str, Any]] = []
     try:
         if len(files) == 2 and not models:
-            result = compare_files(files[0], files[1], judge, threshold=threshold, top=top)
-            rows_a, _ = load_judged(files[0])
+            result = compare_files(files[0], files[1], judge, threshold=threshold, top=top, layout=layout)
+            rows_a, _ = load_judged(files[0], layout)
         elif len(files) == 1 and len(models) == 2:
             result, rated = compare_models(
                 files[0],
@@ -183,6 +184,7 @@ def compare(
                 top=top,
                 transport=transport,
                 settings=EngineSettings(concurrency=concurrency),
+                layout=layout,
             )
             rows_a = rated[0].rows
         else:

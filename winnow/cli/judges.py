@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from winnow.cli.app import app, fail
+from winnow.cli.app import LAYOUT_HELP, app, fail, parse_pairs
 
 judges_app = typer.Typer(help="List the judges and show what they send.", no_args_is_help=True,
                          add_completion=False, rich_markup_mode=None)
@@ -27,7 +27,8 @@ def list_judges() -> None:
 
     for name in BUILTIN:
         judge = judge_class(name)()
-        typer.echo(f"{name}\n  {judge.description}\n  columns: {', '.join(judge.output_columns())}")
+        reads = "the user turns and the response" if judge.needs_response else "the user turns alone"
+        typer.echo(f"{name}\n  {judge.description}\n  reads: {reads}\n  columns: {', '.join(judge.output_columns())}")
     typer.echo("\nA user judge is a judge.yaml (or a folder holding one): --judge path/to/judge.yaml; "
                "see examples/judges/helpfulness.")
 
@@ -66,6 +67,8 @@ def show(
     row: int = typer.Option(1, "--row", min=1, help="Which row of --data (1 = the first)."),
     mode: str | None = typer.Option(None, "--mode", help="DEITA scoring mode: direct, evol or scorer."),
     structured: bool | None = typer.Option(None, "--structured/--no-structured", help="Show the JSON variant."),
+    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
+    column_map: list[str] | None = typer.Option(None, "--map", help="Column map, as for rate."),
 ) -> None:
     """The template source, the output schema, and the prompt rendered for one example row."""
     from winnow.judges.registry import UnknownJudge, get_judge
@@ -86,7 +89,8 @@ def show(
         from winnow.data import DataError, load
 
         try:
-            dataset = load(data, on_bad_row="skip")
+            dataset = load(data, on_bad_row="skip", layout=layout,
+                           column_map=parse_pairs(column_map, "--map") or None)
         except (DataError, FileNotFoundError) as exc:
             fail(str(exc))
         if row > len(dataset.samples):

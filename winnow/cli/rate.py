@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from winnow.cli.app import app, coerce, err, fail, parse_pairs, resume_command, user_errors
+from winnow.cli.app import LAYOUT_HELP, app, coerce, err, fail, parse_pairs, resume_command, user_errors
 
 
 @app.command()
@@ -33,7 +33,9 @@ def rate(
     on_bad_row: str = typer.Option("fail", "--on-bad-row", help="fail: stop at a bad row; skip: skip and report."),
     column_map: list[str] | None = typer.Option(None, "--map", help="Column map: instruction=question,output=answer."),
     id_column: str | None = typer.Option(None, "--id-column", help="Column holding a stable row id."),
-    layout: str | None = typer.Option(None, "--layout", help="alpaca, sharegpt or messages (default: detect)."),
+    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
+    side: str = typer.Option("chosen", "--side", help="Preference / HH rows: judge the chosen, rejected or both "
+                             "responses (both: chosen_* and rejected_* columns)."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
@@ -73,7 +75,7 @@ def rate(
             judge_models=parse_pairs(judge_model, "--judge-model"), judge_options=options,
             transport=transport, structured=structured, cache_dir=cache_dir, use_cache=not no_cache,
             on_bad_row=on_bad_row, layout=layout, column_map=parse_pairs(column_map, "--map") or None,
-            id_column=id_column, settings=settings, progress=not quiet, limit=limit,
+            id_column=id_column, settings=settings, progress=not quiet, limit=limit, side=side,
         )
     from winnow.cli.summary import print_summary
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from winnow.cli.app import app, err, fail
+from winnow.cli.app import LAYOUT_HELP, app, err, fail
 
 
 def detect_judges(rows: list[dict[str, Any]]) -> list[str]:
@@ -36,6 +36,7 @@ def report(
         None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read tokens and cost from the cache."),
+    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
 ) -> None:
     """Score distributions, tags, DEITA scatter, examples, failures, cost and provenance in one HTML file."""
     from winnow.audit.compare import compare_rows
@@ -51,9 +52,9 @@ def report(
     if len(files) > 2:
         fail("give one judged file, or two to compare")
     try:
-        pool_rows, ids = load_judged(pool_path)
-        selected_rows = load_judged(selected)[0] if selected else None
-        other = load_judged(files[1]) if len(files) == 2 else None
+        pool_rows, ids = load_judged(pool_path, layout)
+        selected_rows = load_judged(selected, layout)[0] if selected else None
+        other = load_judged(files[1], layout) if len(files) == 2 else None
     except (DataError, FileNotFoundError) as exc:
         fail(str(exc))
     judges = judge or detect_judges(pool_rows)

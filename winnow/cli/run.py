@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from winnow.cli.app import app, err, resume_command, user_errors
+from winnow.cli.app import LAYOUT_HELP, app, err, resume_command, user_errors
 
 if TYPE_CHECKING:
     from winnow.pipeline import Pipeline
@@ -24,6 +24,7 @@ def run(
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop sending once this run spent DOLLARS."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Estimate calls, tokens and cost; send nothing."),
+    layout: str | None = typer.Option(None, "--layout", help="Override the pipeline's layout: " + LAYOUT_HELP),
 ) -> None:
     """Run a pipeline file; resumable: judgments already cached are not sent again."""
     from winnow.pipeline import Pipeline
@@ -40,6 +41,8 @@ def run(
             update["cache_dir"] = str(cache_dir)
         if transport:
             update["transport"] = transport
+        if layout:
+            update["layout"] = layout
         if max_cost is not None:
             update["max_cost"] = max_cost
         if output_dir:

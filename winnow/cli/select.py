@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from winnow.cli.app import app, err, fail, parse_pairs
+from winnow.cli.app import LAYOUT_HELP, app, err, fail, parse_pairs
 
 
 @app.command()
@@ -26,6 +26,7 @@ def select(
     threshold: float = typer.Option(0.9, "--threshold", help="deita: max cosine similarity to the selected set."),
     keep_order: bool = typer.Option(False, "--keep-order", help="Write rows in their original order."),
     column_map: list[str] | None = typer.Option(None, "--map", help="Column map, as for rate."),
+    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."),
 ) -> None:
     """Select a subset: AlpaGasus threshold, InsTag diverse sampling or DEITA score-first diversity."""
@@ -37,7 +38,7 @@ def select(
             data, method, output=output, budget=budget, score_column=score_column, min_score=min_score,
             top_k=top_k, top_frac=top_frac, tags_column=tags_column, embedding_column=embedding_column,
             embed_model=embed_model, api_base=api_base, threshold=threshold, keep_order=keep_order,
-            column_map=parse_pairs(column_map, "--map") or None, cache_dir=cache_dir,
+            column_map=parse_pairs(column_map, "--map") or None, cache_dir=cache_dir, layout=layout,
         )
     except (DataError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))

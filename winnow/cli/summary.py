@@ -12,9 +12,11 @@ def print_summary(result: Any) -> None:
     stats = result.stats
     s = stats.as_dict()
     lines = [f"rated {len(result.rows)} rows with {', '.join(result.judges)}"]
+    sides = ("chosen_", "rejected_") if result.rows and f"chosen_{result.judges[0]}_status" in result.rows[0] else ("",)
     for judge in result.judges:
-        statuses = Counter(row.get(f"{judge}_status") for row in result.rows)
-        lines.append(f"  {judge}: {statuses.get('ok', 0)} ok, {statuses.get('judge_failed', 0)} judge_failed")
+        for side in sides:  # --side both: each side's columns have their own prefix
+            statuses = Counter(row.get(f"{side}{judge}_status") for row in result.rows)
+            lines.append(f"  {side}{judge}: {statuses.get('ok', 0)} ok, {statuses.get('judge_failed', 0)} judge_failed")
     lines.append(
         f"  judgments: {s['cache_hits']} from cache, {s['calls']} new ({s['requests']} requests, "
         f"{s['retries']} retries, {s['reasks']} re-asks); hit rate {100 * stats.hit_rate:.1f}%"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from winnow.cli.app import app, err, fail
+from winnow.cli.app import LAYOUT_HELP, app, err, fail, parse_pairs
 
 tags_app = typer.Typer(help="Work with InsTag tags.", no_args_is_help=True)
 app.add_typer(tags_app, name="tags")
@@ -32,6 +32,8 @@ def normalize(
     min_support: str = typer.Option("auto", "--min-support", help="Association rules: min count or 'auto'."),
     min_confidence: float = typer.Option(0.99, "--min-confidence"),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR"),
+    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
+    column_map: list[str] | None = typer.Option(None, "--map", help="Column map, as for rate."),
 ) -> None:
     """Normalise tags as InsTag does: frequency, rule, semantic and association aggregation."""
     from winnow.data import DataError
@@ -42,7 +44,8 @@ def normalize(
             data, output=output, tags_column=tags_column, alpha=_alpha(alpha), rule=not no_rule,
             embed_model=embed_model, api_base=api_base, eps=eps, association=not no_association,
             min_support=min_support if min_support == "auto" else int(min_support),
-            min_confidence=min_confidence, cache_dir=cache_dir,
+            min_confidence=min_confidence, cache_dir=cache_dir, layout=layout,
+            column_map=parse_pairs(column_map, "--map") or None,
         )
     except (DataError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))

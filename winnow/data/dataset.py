@@ -15,6 +15,7 @@ from typing import Any, Literal
 from winnow.data.errors import DataError
 from winnow.data.ids import id_from_value
 from winnow.data.layouts import (
+    DETECT_ROWS,
     LAYOUTS,
     MISSING,
     RowError,
@@ -70,12 +71,14 @@ def load(
     column_map: Mapping[str, str] | None = None,
     id_column: str | None = None,
     on_bad_row: OnBadRow = "fail",
+    side: str = "chosen",
 ) -> Dataset:
     """Read a JSONL / JSON / CSV / TSV / Parquet file (or an HF ``save_to_disk`` directory).
 
-    ``layout`` ("alpaca", "sharegpt", "messages") overrides detection from the first rows;
-    ``column_map`` renames the fields a layout reads (keys: instruction, input, output, id,
-    conversations, messages; values may be dotted paths such as ``instances.0.input``).
+    ``layout`` (one of ``LAYOUTS``: alpaca, sharegpt, messages, prompt, ultrachat, hh,
+    preference) overrides detection from the first rows; ``column_map`` renames the fields a
+    layout reads (keys: ``MAP_KEYS``; values may be dotted paths such as ``instances.0.input``).
+    ``side``: the response a preference pair or HH row is judged on (chosen or rejected).
     ``id_column`` (or ``column_map["id"]``) names a column of unique ids; without one, ids are
     content hashes. ``on_bad_row="fail"`` raises DataError for any bad row; "skip" collects
     them in ``bad_rows``.
@@ -94,17 +97,20 @@ def load(
     p = Path(path)
     name = str(p)
     raw = read_raw(p)
+    first = next((v for v in raw.values if isinstance(v, dict)), None)
     chosen = layout or layout_from_map(mapping) or detect_layout(raw.values)
-    has_objects = any(isinstance(v, dict) for v in raw.values)
-    if chosen is None and has_objects:
-        first = next(v for v in raw.values if isinstance(v, dict))
+    if chosen == "alpaca" and layout is None and "output" not in mapping and first is not None \
+            and not any("output" in v for v in raw.values[:DETECT_ROWS] if isinstance(v, dict)):
+        chosen = "prompt"  # instruction mapped, no responses anywhere: a prompt pool
+    if chosen is None and first is not None:
         keys = ", ".join(list(first)[:10]) or "none"
         raise DataError(
-            f"{name}: cannot tell the layout from the first rows (keys: {keys}); expected Alpaca "
-            "(instruction/input/output), ShareGPT (conversations) or chat (messages): pass layout= "
-            "or a column map such as instruction=question,output=answer"
+            f"{name}: cannot tell the layout from the first rows (keys: {keys}); known layouts: "
+            f"{', '.join(LAYOUTS)}. See what winnow reads with `winnow inspect {name}`, then name the "
+            "columns, e.g. --map instruction=COL,output=COL (or --map prompt=COL for prompts alone), "
+            "or the layout: --layout NAME"
         )
-    convert = make_converter(chosen or "alpaca", mapping)
+    convert = make_converter(chosen or "alpaca", mapping, side, first)
     get_id = getter(id_column) if id_column else None
 
     samples: list[Sample] = []

@@ -15,8 +15,11 @@ import orjson
 
 from winnow.types import Role, Turn
 
-LAYOUTS = ("alpaca", "sharegpt", "messages")
-MAP_KEYS = ("instruction", "input", "output", "id", "conversations", "messages")
+LAYOUTS = ("alpaca", "sharegpt", "messages", "prompt", "ultrachat", "hh", "preference")
+# what each map key names: Alpaca's three fields, the id, a conversation column (ShareGPT /
+# messages), a prompt pool's text, UltraChat's list, an HH transcript, a preference pair's parts
+MAP_KEYS = ("instruction", "input", "output", "id", "conversations", "messages", "prompt", "data", "transcript",
+            "chosen", "rejected")
 
 # Speaker names seen in ShareGPT dumps and chat exports, lower-cased.
 ROLE_NAMES: dict[str, Role] = {
@@ -25,6 +28,7 @@ ROLE_NAMES: dict[str, Role] = {
     "bard": "assistant", "model": "assistant", "claude": "assistant", "ai": "assistant",
     "bot": "assistant",
     "system": "system", "developer": "system",
+    "tool": "tool", "function": "tool", "ipython": "tool", "observation": "tool",
 }  # fmt: skip
 
 DETECT_ROWS = 20  # rows looked at when guessing the layout of a file
@@ -77,9 +81,44 @@ def layout_from_map(mapping: Mapping[str, str]) -> str | None:
         return "sharegpt"
     if "messages" in mapping:
         return "messages"
+    if "data" in mapping:
+        return "ultrachat"
+    if "transcript" in mapping:
+        return "hh"
+    if "chosen" in mapping or "rejected" in mapping:
+        return "preference"
+    if "prompt" in mapping:
+        return "prompt"
     if {"instruction", "input", "output"} & set(mapping):
         return "alpaca"
     return None
+
+
+def row_layout(row: Mapping[str, Any]) -> str | None:
+    """The layout one row's keys and values look like, or None."""
+    if "conversations" in row:
+        return "sharegpt"
+    if "messages" in row:
+        return "messages"
+    data = row.get("data")
+    if isinstance(data, list) and data and all(isinstance(x, str) for x in data):
+        return "ultrachat"
+    if "chosen" in row and "rejected" in row:
+        chosen = row["chosen"]
+        if "prompt" not in row and isinstance(chosen, str) and "\n\nHuman:" in "\n\n" + chosen.lstrip("\n"):
+            return "hh"
+        return "preference"
+    if "instruction" in row and "output" in row:
+        return "alpaca"
+    from winnow.data.shapes import prompt_column
+
+    if prompt_column(row) is not None and not _has_response_column(row):
+        return "prompt"
+    return None
+
+
+def _has_response_column(row: Mapping[str, Any]) -> bool:
+    return any(str(k).lower() in ("output", "response", "answer", "completion") for k in row)
 
 
 def detect_layout(rows: Iterable[Any]) -> str | None:
@@ -89,15 +128,16 @@ def detect_layout(rows: Iterable[Any]) -> str | None:
     for row in rows:
         if not isinstance(row, dict):
             continue
-        if "conversations" in row:
-            votes["sharegpt"] += 1
-        elif "messages" in row:
-            votes["messages"] += 1
-        elif "instruction" in row:
-            votes["alpaca"] += 1
+        layout = row_layout(row)
+        if layout is not None:
+            votes[layout] += 1
         seen += 1
         if seen >= DETECT_ROWS:
             break
+    if votes["alpaca"] and votes["prompt"]:
+        # Alpaca rows beside rows missing their output: a damaged Alpaca file (those rows are bad
+        # rows), not a prompt pool; a pool is a file where no row has a response
+        votes["alpaca"] += votes.pop("prompt")
     return votes.most_common(1)[0][0] if votes else None
 
 
@@ -180,6 +220,22 @@ def _content(turn: dict[str, Any], field: str) -> str:
     raise RowError(field, f"expected a string, got {_type_name(value)}")
 
 
+def _tool_calls(calls: Any, field: str) -> str:
+    """An assistant turn's tool calls as the text a judge reads: ``[tool call] name(arguments)``."""
+    if not isinstance(calls, list):
+        raise RowError(field, f"expected a list of tool calls, got {_type_name(calls)}")
+    lines = []
+    for i, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise RowError(f"{field}.{i}", "expected {\"function\": {\"name\": ..., \"arguments\": ...}}")
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            arguments = orjson.dumps(arguments).decode()
+        lines.append(f"[tool call] {function['name']}({arguments})")
+    return "\n".join(lines)
+
+
 def _json_list(text: str, column: str) -> Any:
     try:
         return orjson.loads(text)
@@ -187,8 +243,11 @@ def _json_list(text: str, column: str) -> Any:
         raise RowError(column, f"expected a list of turns; the text is not valid JSON: {exc}") from None
 
 
-def conversation_converter(column: str) -> Converter:
-    """ShareGPT ``{from, value}`` or OpenAI ``{role, content}`` turns (either key pair works)."""
+def conversation_converter(column: str, require_user: bool = True) -> Converter:
+    """ShareGPT ``{from, value}`` or OpenAI ``{role, content}`` turns (either key pair works).
+
+    ``require_user=False``: a list of assistant turns alone is fine (a preference pair's side,
+    whose prompt is another column)."""
     get = getter(column)
 
     def convert(row: dict[str, Any]) -> tuple[list[Turn], Alpaca | None]:
@@ -214,16 +273,28 @@ def conversation_converter(column: str) -> Converter:
             if role is None:
                 raise RowError(f"{where}.{role_key}", f"unknown speaker {speaker!r}")
             key = "value" if "value" in turn else "content"
+            if role == "assistant" and turn.get(key) is None and turn.get("tool_calls"):
+                turns.append(Turn(role, _tool_calls(turn["tool_calls"], f"{where}.tool_calls")))
+                continue  # an assistant turn that only calls tools (OpenAI: content null)
             turns.append(Turn(role, _content(turn, f"{where}.{key}")))
-        if not any(t.role == "user" and t.content.strip() for t in turns):
+        if require_user and not any(t.role == "user" and t.content.strip() for t in turns):
             raise RowError(column, "no user turn with text")
         return turns, None
 
     return convert
 
 
-def make_converter(layout: str, mapping: Mapping[str, str]) -> Converter:
-    """The converter for ``layout`` with column names taken from ``mapping`` where given."""
+def make_converter(
+    layout: str, mapping: Mapping[str, str], side: str = "chosen", first: Mapping[str, Any] | None = None
+) -> Converter:
+    """The converter for ``layout`` with column names taken from ``mapping`` where given.
+
+    ``side``: which response of a preference pair or HH row (chosen / rejected).  ``first``: the
+    first row, where a prompt pool's text column is looked up (prompt, instruction, question,
+    text, query or input, any case).
+    """
+    from winnow.data import shapes
+
     if layout == "alpaca":
         return alpaca_converter(
             mapping.get("instruction", "instruction"),
@@ -234,4 +305,20 @@ def make_converter(layout: str, mapping: Mapping[str, str]) -> Converter:
         return conversation_converter(mapping.get("conversations", "conversations"))
     if layout == "messages":
         return conversation_converter(mapping.get("messages", "messages"))
+    if layout == "prompt":
+        column = mapping.get("prompt") or mapping.get("instruction")
+        if column is None:
+            column = shapes.prompt_column(first or {}) or "prompt"
+        input_column = mapping.get("input")
+        if input_column is None and column.lower() == "instruction" and first is not None and "input" in first:
+            input_column = "input"  # Alpaca rows without their outputs
+        return shapes.prompt_converter(column, input_column)
+    if layout == "ultrachat":
+        return shapes.ultrachat_converter(mapping.get("data", "data"))
+    if side not in shapes.SIDES:
+        raise ValueError(f"unknown side {side!r}; expected chosen or rejected")
+    if layout == "hh":
+        return shapes.hh_converter(mapping.get("transcript") or mapping.get(side, side))
+    if layout == "preference":
+        return shapes.preference_converter(mapping.get("prompt", "prompt"), mapping.get(side, side))
     raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")

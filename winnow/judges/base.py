@@ -122,6 +122,10 @@ class Judge(ABC):
     name: str = ""
     description: str = ""
     columns: tuple[str, ...] = ()
+    # What the judge reads: user turns alone (False: InsTag, DEITA complexity, methods.md 2, 3),
+    # or the response too (True).  A judge that needs a response is refused before any request
+    # on rows that have none (a prompt pool), naming what it needs (api.check_inputs).
+    needs_response: bool = True
     params: dict[str, Any]
 
     def __init__(self) -> None:

@@ -250,6 +250,7 @@ def _summary(methods: list[str]) -> str:
 class DeitaComplexityJudge(_DeitaJudge):
     name = "deita_complexity"
     kind = "complexity"
+    needs_response = False  # scores the user's queries (methods.md 3.2, 3.4)
     description = "DEITA complexity of each user query, 1-6 (direct logprob score, EVOL rank, or a DEITA scorer)."
 
 

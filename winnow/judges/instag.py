@@ -196,6 +196,7 @@ def parse_tags(text: str) -> dict[str, Any]:
 
 class InstagJudge(SingleCallJudge):
     name = "instag"
+    needs_response = False  # tags the user's queries (methods.md 2.1)
     description = "InsTag: open-set user-intention tags per user turn; complexity = number of distinct tags."
     columns = ("tags", "explanations", "complexity")
 

@@ -43,7 +43,7 @@ from winnow.types import Reply, Sample, Turn
 __all__ = ["TOP_KEYS", "VARIABLES", "UserJudge", "UserJudgeError", "load_user_judge"]
 
 TOP_KEYS = {"name", "description", "template", "prompt", "output", "score_field", "score_range", "columns",
-            "params", "structured", "variables"}
+            "params", "structured", "variables", "needs_response"}
 OUTPUT_KEYS = {"fields", "schema"}
 PARAM_KEYS: dict[str, Any] = {
     "temperature": (int, float), "max_tokens": int, "top_p": (int, float), "seed": int, "stop": (str, list),
@@ -215,7 +215,8 @@ def _template(doc: _Doc, base: Path, data: dict[str, Any]) -> PromptTemplate:
     return template_from_file(path)
 
 
-def _check_variables(doc: _Doc, template: PromptTemplate, allowed: tuple[str, ...]) -> None:
+def _check_variables(doc: _Doc, template: PromptTemplate, allowed: tuple[str, ...]) -> set[str]:
+    """The sample variables the template uses; an undeclared one is a UserJudgeError."""
     from jinja2 import meta
 
     from winnow.prompts import _environment  # the sandbox env: it knows the `data` filter
@@ -228,6 +229,7 @@ def _check_variables(doc: _Doc, template: PromptTemplate, allowed: tuple[str, ..
         raise UserJudgeError(f"{template.name}{f' line {line}' if line else ''}: the template uses '{var}', "
                              f"which is not {hint} (use {', '.join(allowed)})")
     template.render_messages(**{k: v for k, v in sample_variables(EXAMPLE).items() if k in allowed})
+    return set(used)
 
 
 def load_user_judge(path: Path, options: dict[str, Any] | None = None) -> UserJudge:
@@ -297,11 +299,17 @@ def load_user_judge(path: Path, options: dict[str, Any] | None = None) -> UserJu
     description = data.get("description", "")
     _check(doc, isinstance(description, str), "description", "description must be text")
     template = _template(doc, yaml_path.parent, data)
-    _check_variables(doc, template, tuple(variables))
+    used = _check_variables(doc, template, tuple(variables))
+    # what it reads: a template that shows the response needs one; `needs_response` overrides
+    # (a template that walks `turns` may or may not judge the answers)
+    needs_response = data.get("needs_response", "output" in used)
+    _check(doc, isinstance(needs_response, bool), "needs_response", "needs_response must be true or false")
     lo_hi = (float(score_range[0]), float(score_range[1])) if score_range else _field_range(schema, score_field)
-    return UserJudge(name=name, description=description, template=template, model=model, types=types,
-                     columns=list(columns), score_field=score_field, score_range=lo_hi, params=params,
-                     structured=structured, variables=tuple(variables), schema=schema, source=yaml_path)
+    judge = UserJudge(name=name, description=description, template=template, model=model, types=types,
+                      columns=list(columns), score_field=score_field, score_range=lo_hi, params=params,
+                      structured=structured, variables=tuple(variables), schema=schema, source=yaml_path)
+    judge.needs_response = needs_response
+    return judge
 
 
 def _field_range(schema: dict[str, Any], field: str | None) -> tuple[float, float] | None:
