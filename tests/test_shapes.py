@@ -174,3 +174,16 @@ def test_user_judges_say_what_they_read(tmp_path):
     (folder / "judge.yaml").write_text(spec + "needs_response: maybe\n")
     with pytest.raises(UserJudgeError, match="needs_response"):
         load_user_judge(folder)
+
+
+def test_inspect_reads_a_held_out_shape_with_the_map_it_suggests():
+    """tau-bench trajectories (messages under `traj`, content null with tool_calls, tool turns with
+    a name): not a layout winnow knows; inspect gives the exact --map, and with it every row reads."""
+    path = SHAPES / "tau_bench_traj.jsonl"
+    found = inspect_file(path)
+    assert found.layout is None and found.suggested_map == "messages=traj"
+    mapped = inspect_file(path, column_map={"messages": "traj"})
+    assert mapped.layout == "messages" and mapped.valid == len(_rows(path)) and not mapped.bad_count
+    roles = {role for ex in mapped.examples for role, _ in ex["turns"]}
+    assert {"system", "user", "assistant", "tool"} <= roles
+    assert "deita-quality" in mapped.judges_ok
