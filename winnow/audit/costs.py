@@ -2,7 +2,7 @@
 
 It replays the engine's cache-first pass (``winnow.engine.feed``): each judge's coroutine is
 driven by hand with an ``ask`` that answers from the cache and stops at the first miss, so
-the cache keys are computed by the engine's own ``_call_base`` and a hit here is a hit
+the cache keys are computed by the engine's own ``call_base`` and a hit here is a hit
 in the real run.  This is the one audit module that reads the engine (the lead's brief:
 ``--dry-run`` must agree with the engine on what is cached); it imports it inside
 ``estimate`` only and never sends a request.
@@ -182,7 +182,7 @@ def _first_miss(engine: Any, jr: Any, sample: Any) -> tuple[int, Any]:
 
     async def ask(spec: Any) -> Answer:
         nonlocal hits
-        record = engine._cached(lookup_for(engine._call_base, jr, spec).key)
+        record = engine.cached(lookup_for(engine.call_base, jr, spec).key)
         if record is None:
             missed.append(spec)
             raise _Miss

@@ -41,6 +41,10 @@ def rate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Estimate calls, tokens and cost; send nothing."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Rate only the first N rows (a trial)."),
+    batch: bool = typer.Option(False, "--batch", help="Send through the provider's batch API (half the price, "
+                               "within 24 h); same judgments, same cache."),
+    detach: bool = typer.Option(False, "--detach", help="With --batch: submit, print the job id and exit."),
+    poll_seconds: float = typer.Option(30.0, "--poll-seconds", help="With --batch: seconds between status checks."),
 ) -> None:
     """Rate every row with the given judges; re-runs are served from the cache."""
     from winnow.api import rate as rate_api
@@ -68,6 +72,17 @@ def rate(
                 id_column=id_column, settings=settings,
             )
         typer.echo(format_estimate(est))
+        return
+    if batch or detach:
+        from winnow.cli.batch import run_batch
+
+        run_batch({
+            "data": str(data), "judges": list(judge), "model": model, "output": str(output) if output else None,
+            "api_base": api_base, "judge_models": parse_pairs(judge_model, "--judge-model") or None,
+            "judge_options": options or None, "structured": structured, "on_bad_row": on_bad_row, "layout": layout,
+            "column_map": parse_pairs(column_map, "--map") or None, "id_column": id_column, "side": side,
+            "limit": limit,
+        }, cache_dir=cache_dir, detach=detach, poll_seconds=poll_seconds, api_key=api_key, quiet=quiet)
         return
     with user_errors():
         result = rate_api(

@@ -18,6 +18,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from winnow.cache import JudgmentCache
@@ -31,7 +32,32 @@ from winnow.gcpause import gc_paused
 from winnow.judges.base import PARSER_VERSION, Answer, CallSpec, RequestFailed, Verdict
 from winnow.types import Sample, Status
 
-__all__ = ["Engine", "FatalRunError", "Interrupted"]
+__all__ = ["Engine", "FatalRunError", "Interrupted", "Plan", "PlannedCall"]
+
+
+@dataclass(slots=True)
+class PlannedCall:
+    """A call a judge needs next: judge ``j`` on sample ``i``, keyed, with what the request needs."""
+
+    j: int
+    i: int
+    lookup: Lookup
+
+    @property
+    def key(self) -> str:
+        return self.lookup.key
+
+
+@dataclass(slots=True)
+class Plan:
+    """What the cache answered (``verdicts[j][i]``, None where unfinished) and what to send next.
+
+    ``unplannable``: (judge, sample) pairs whose judge awaited something other than a call, which
+    only the online pass can drive."""
+
+    verdicts: list[list[Verdict | None]]
+    calls: list[PlannedCall]
+    unplannable: int = 0
 
 
 class Interrupted(Exception):
@@ -93,7 +119,7 @@ class Engine:
             if record.get("parser_version") != PARSER_VERSION:
                 stats.old_parser_hits += 1
 
-        source = CacheFeed(self.cache, samples, runs, base_of=self._call_base, usable=self._usable,
+        source = CacheFeed(self.cache, samples, runs, base_of=self.call_base, usable=self._usable,
                            finish=finish, on_hit=hit)
         feed = iter(source)
         with gc_paused():  # verdicts and answers stay alive; no cycles here (winnow/gcpause.py)
@@ -118,6 +144,38 @@ class Engine:
             out.append(filled)
         return out
 
+    def plan(self, samples: Sequence[Sample], runs: Sequence[JudgeRun]) -> Plan:
+        """The cache-first pass alone, sending nothing: the verdicts the cache finishes, and the
+        call each unfinished (judge, sample) needs next, with its key, spec and shared params.
+
+        The one planning step every driver shares: ``run`` drives the same pass and answers the
+        calls online; the batch driver (``winnow.batch``) sends them as provider batches and
+        plans again, so a judge that needs several calls goes on round by round.
+        """
+        self._fingerprints = {id(jr.judge): jr.judge.fingerprint for jr in runs}
+        self._bases = {}
+        results: list[list[Verdict | None]] = [[None] * len(samples) for _ in runs]
+        stats = self.stats
+
+        def finish(j: int, i: int, verdict: Verdict) -> None:
+            results[j][i] = verdict
+
+        def hit(record: dict[str, Any]) -> None:
+            stats.cache_hits += 1
+
+        source = CacheFeed(self.cache, samples, runs, base_of=self.call_base, usable=self._usable,
+                           finish=finish, on_hit=hit)
+        pending: list[Pending] = []
+        with gc_paused():
+            for batch in source:
+                pending.extend(batch)
+        calls = []
+        for item in pending:
+            if item.lookup is not None:
+                calls.append(PlannedCall(item.j, item.i, item.lookup))
+            item.close()
+        return Plan(results, calls, len(pending) - len(calls))
+
     # ------------------------------------------------------------ bookkeeping
     def _not_judged_reason(self) -> str:
         return f"not judged: {self.stats.stopped or 'run stopped'}"
@@ -130,7 +188,7 @@ class Engine:
             reason = (verdict.reason or "unknown").split(": ", 1)[0][:80]
             self.stats.failure_reasons[reason] += 1
 
-    def _call_base(self, jr: JudgeRun, spec: CallSpec) -> CallBase:
+    def call_base(self, jr: JudgeRun, spec: CallSpec) -> CallBase:
         """What every call of this judge with these overrides shares: key template and params.
 
         Everything but the schema and the messages is the same for every call of a judge with
@@ -172,7 +230,7 @@ class Engine:
             return None
         return record
 
-    def _cached(self, key: str) -> dict[str, Any] | None:
+    def cached(self, key: str) -> dict[str, Any] | None:
         """The usable cached record of ``key`` (for ``audit.costs``: what a run would not send)."""
         return self._usable(self.cache.get(key))
 
@@ -319,7 +377,7 @@ class Engine:
 
     def _ask_online(self, calls: OnlineCalls, jr: JudgeRun, sample: Sample) -> Callable[[CallSpec], Any]:
         async def ask(spec: CallSpec) -> Answer:
-            return await calls.answer(jr, sample, lookup_for(self._call_base, jr, spec))
+            return await calls.answer(jr, sample, lookup_for(self.call_base, jr, spec))
 
         return ask
 

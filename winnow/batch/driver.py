@@ -1,0 +1,341 @@
+"""The batch driver: the engine's plan sent as provider batches, round by round, into the same cache.
+
+A second driver over the same planned calls (``Engine.plan``): the cache-first pass finds what
+is missing, this sends only that, as JSONL batches whose ``custom_id`` is the cache key, and
+ingests each result line into the cache as the online pass would have recorded it (same key,
+same record, ``transport: batch``), so a batch judgment is a cache hit online and the reverse.
+A judge that needs several calls (InsTag per turn, DEITA evol) goes on in rounds: after a
+round is ingested, planning again yields each judge's next call.  When nothing is left to
+send, the job ends with the ordinary ``rate``, offline: every row from the cache.
+
+Never paying twice: every step is journalled before it is taken (``journal.py``); a resume
+re-attaches to batches already created (matched by their metadata) instead of creating them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from winnow.batch.journal import FINAL, Chunk, Job, load_job, new_job
+from winnow.batch.openai_api import BatchAPIError, OpenAIBatches
+
+__all__ = ["BATCH_DISCOUNT", "BatchAPIError", "BatchOutcome", "cancel", "collect", "describe", "submit"]
+
+# Fault injection for the kill -9 tests (tests/test_batch.py): the process SIGKILLs itself at the
+# named step, where a crash is most costly: "uploaded", "created" (the batch exists at the
+# provider, the journal does not know it yet), "ingest:N" (N result lines cached).
+FAULT_ENV = "WINNOW_FAULT_KILL_AT"
+BATCH_DISCOUNT = 0.5  # OpenAI and Anthropic batches cost half the online price
+ENDPOINT = "/v1/chat/completions"
+MAX_ROUNDS = 64
+
+
+@dataclass
+class BatchOutcome:
+    job: Job
+    done: bool
+    result: Any = None  # the RateResult once the job is done
+    message: str = ""
+
+
+def _client(job: Job, api_key: str | None) -> OpenAIBatches:
+    """The provider client.  The key is never journalled (secrets stay out of the cache folder):
+    it comes from the caller or the provider's environment variable, at every step."""
+    return OpenAIBatches(job.api_base, api_key)
+
+
+class _Context:
+    """The loaded data, judges and engine of a job: everything planning and ingesting need."""
+
+    def __init__(self, rate: dict[str, Any], cache: Any, api_key: str | None) -> None:
+        from winnow.api import check_inputs, make_judges, model_for
+        from winnow.data import load
+        from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
+        from winnow.engine.runner import Engine
+        from winnow.local.files import is_local_model
+
+        data = rate["data"]
+        dataset = load(data, layout=rate.get("layout"), column_map=rate.get("column_map"),
+                       id_column=rate.get("id_column"), on_bad_row=rate.get("on_bad_row", "fail"),
+                       side=rate.get("side", "chosen"))
+        if rate.get("limit"):
+            del dataset.samples[rate["limit"]:]
+        judges = make_judges(rate["judges"], rate["model"], rate.get("judge_options"), rate.get("structured"))
+        check_inputs(judges, dataset.samples, str(data))
+        self.samples = dataset.samples
+        self.runs = []
+        for judge in judges:
+            chosen = model_for(judge, rate["model"], rate.get("judge_models"))
+            model = chosen if isinstance(chosen, str) else chosen.model
+            if is_local_model(model):
+                raise ValueError("--batch needs a provider's batch API; the local judge has none (run it online)")
+            self.runs.append(JudgeRun(judge, ModelConfig(model=model, api_base=rate.get("api_base"), api_key=api_key)))
+        self.cache = cache
+        self.engine = Engine(cache, EngineSettings())
+
+    def plan(self) -> Any:
+        return self.engine.plan(self.samples, self.runs)
+
+    def body(self, call: Any) -> dict[str, Any]:
+        from winnow.engine.fast_transport import wire_model
+        from winnow.engine.litellm_transport import build_kwargs
+        from winnow.engine.transport import ChatRequest
+
+        jr, spec, base = self.runs[call.j], call.lookup.spec, call.lookup.base
+        request = ChatRequest(model=jr.model.model, messages=spec.messages,
+                              params={k: v for k, v in base.params.items() if k != "top_logprobs"},
+                              schema=spec.schema, top_logprobs=spec.top_logprobs)
+        body = build_kwargs(request)
+        body["model"] = wire_model(request.model)
+        return body
+
+    def record(self, call: Any, response_body: dict[str, Any]) -> dict[str, Any]:
+        """The judgment record of a result line, exactly as the online pass records a reply."""
+        from winnow import __version__
+        from winnow.engine.fast_transport import cost_of, parse_reply
+        from winnow.engine.records import build_record, try_parse
+
+        jr, spec, base = self.runs[call.j], call.lookup.spec, call.lookup.base
+        reply = parse_reply(orjson.dumps(response_body), None)
+        parsed, error = try_parse(spec, reply)
+        cost = BATCH_DISCOUNT * cost_of(jr.model.model, reply.usage.prompt_tokens, reply.usage.completion_tokens)
+        return build_record(
+            key=call.key, parts=base.template.parts(spec.messages, spec.schema), judge=jr.judge.name, spec=spec,
+            sample_id=self.samples[call.i].id, model=jr.model.model, replies=[reply], parsed=parsed, error=error,
+            reasks=[], attempts=1, cost=cost, latency=0.0, transport="batch", version=__version__,
+        )
+
+
+def submit(rate: dict[str, Any], *, cache_dir: Path, detach: bool = False, poll_seconds: float = 30.0,
+           on_status: Callable[[Job], None] | None = None, api_key: str | None = None) -> BatchOutcome:
+    """Start a batch job for the rate call described by ``rate`` (``api.rate``'s arguments).
+
+    With ``detach`` it returns once the first round is submitted; otherwise it waits, polling
+    every ``poll_seconds``, and ends like an online rate (``BatchOutcome.result``)."""
+    if "api_key" in rate:
+        raise ValueError("pass api_key= to submit, not in the journalled rate arguments")
+    job = new_job(cache_dir, "openai", rate.get("api_base"), rate)
+    return _drive(job, cache_dir, wait=not detach, poll_seconds=poll_seconds, on_status=on_status, api_key=api_key)
+
+
+def collect(name: str, *, cache_dir: Path, wait: bool = False, poll_seconds: float = 30.0,
+            on_status: Callable[[Job], None] | None = None, api_key: str | None = None) -> BatchOutcome:
+    """Resume a job: re-attach to its batches, ingest what finished, submit the next round when
+    one is due, and write the outputs once nothing is left to send."""
+    job = load_job(cache_dir, name)
+    if job.state == "cancelled":
+        return BatchOutcome(job, True, None, "cancelled")
+    return _drive(job, cache_dir, wait=wait, poll_seconds=poll_seconds, on_status=on_status, api_key=api_key)
+
+
+def cancel(name: str, *, cache_dir: Path, api_key: str | None = None) -> Job:
+    """Cancel every batch of the job still running; what finished stays (collect ingests it)."""
+    job = load_job(cache_dir, name)
+    client = _client(job, api_key)
+    for chunk in job.chunks:
+        if chunk.batch_id and chunk.status not in FINAL:
+            chunk.status = str(client.cancel(chunk.batch_id).get("status", "cancelling"))
+    job.state = "cancelled"
+    job.save()
+    return job
+
+
+def _drive(job: Job, cache_dir: Path, *, wait: bool, poll_seconds: float,
+           on_status: Callable[[Job], None] | None, api_key: str | None) -> BatchOutcome:
+    from winnow.api import open_cache
+
+    client = _client(job, api_key)
+    with open_cache(cache_dir) as cache:
+        context = _Context(job.rate, cache, api_key)
+        for _ in range(MAX_ROUNDS):
+            round_ = job.rounds[-1] if job.rounds and not all(c.ingested for c in job.rounds[-1]) else None
+            if round_ is None:
+                plan = context.plan()
+                calls = _unique(c for c in plan.calls if c.key not in job.failed_keys())
+                if not calls:
+                    break
+                round_ = _prepare_round(job, context, calls)
+            for chunk in round_:
+                _ensure_created(job, client, chunk)
+            if on_status is not None:
+                on_status(job)
+            if not wait and not _poll(job, client, context, round_):
+                return BatchOutcome(job, False, None, f"submitted: {job.job}")
+            while wait and not _poll(job, client, context, round_):
+                if on_status is not None:
+                    on_status(job)
+                time.sleep(poll_seconds)
+    result = _finish(job, cache_dir, api_key)
+    return BatchOutcome(job, True, result, "done")
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _unique(calls: Any) -> list[Any]:
+    seen: dict[str, Any] = {}
+    for call in calls:
+        seen.setdefault(call.key, call)  # the same prompt in two rows: one request answers both
+    return list(seen.values())
+
+
+def _prepare_round(job: Job, context: _Context, calls: list[Any]) -> list[Chunk]:
+    """Write the round's request files and journal them, before anything is uploaded."""
+    number = len(job.rounds) + 1
+    by_model: dict[str, list[Any]] = {}
+    for call in calls:  # one model per file (OpenAI's rule)
+        by_model.setdefault(context.runs[call.j].model.model, []).append(call)
+    chunks: list[Chunk] = []
+    for group in by_model.values():
+        lines: list[bytes] = []
+        keys: list[str] = []
+        size = 0
+        for call in group:
+            line = orjson.dumps({"custom_id": call.key, "method": "POST", "url": ENDPOINT, "body": context.body(call)})
+            if lines and (len(lines) >= OpenAIBatches.max_requests or size + len(line) + 1 > OpenAIBatches.max_bytes):
+                chunks.append(_write_chunk(job, number, len(chunks) + 1, lines, keys))
+                lines, keys, size = [], [], 0
+            lines.append(line)
+            keys.append(call.key)
+            size += len(line) + 1
+        if lines:
+            chunks.append(_write_chunk(job, number, len(chunks) + 1, lines, keys))
+    job.rounds.append(chunks)
+    job.save()
+    return chunks
+
+
+def _write_chunk(job: Job, number: int, index: int, lines: list[bytes], keys: list[str]) -> Chunk:
+    name = f"r{number}c{index}"
+    path = job.folder / f"{name}.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    keys_path = job.folder / f"{name}.keys"
+    keys_path.write_text("\n".join(keys) + "\n")
+    return Chunk(name, str(path), len(lines), str(keys_path))
+
+
+def _ensure_created(job: Job, client: OpenAIBatches, chunk: Chunk) -> None:
+    """Upload and create the chunk's batch unless the journal, or the provider, has it already."""
+    if chunk.batch_id is not None:
+        return
+    found = _find_batch(job, client, chunk)
+    if found is None:
+        if chunk.input_file_id is None:
+            chunk.input_file_id = client.upload(Path(chunk.file))
+            chunk.status = "uploaded"
+            job.save()
+            _fault("uploaded")
+        found = client.create(chunk.input_file_id, ENDPOINT, {"winnow_job": job.job, "winnow_chunk": chunk.name})
+        _fault("created")
+    chunk.batch_id = str(found["id"])
+    chunk.status = str(found.get("status", "validating"))
+    job.save()
+
+
+def _find_batch(job: Job, client: OpenAIBatches, chunk: Chunk) -> dict[str, Any] | None:
+    """A batch created for this chunk before a crash kept the journal from recording it."""
+    if chunk.status == "prepared":
+        return None  # never uploaded, so never created
+    for batch in client.batches():
+        meta = batch.get("metadata") or {}
+        if meta.get("winnow_job") == job.job and meta.get("winnow_chunk") == chunk.name:
+            return batch
+    return None
+
+
+def _poll(job: Job, client: OpenAIBatches, context: _Context, round_: list[Chunk]) -> bool:
+    """Retrieve each unfinished batch; ingest the finished ones.  True when the round is ingested."""
+    for chunk in round_:
+        if chunk.ingested or chunk.batch_id is None:
+            continue
+        batch = client.retrieve(chunk.batch_id)
+        chunk.status = str(batch.get("status"))
+        chunk.counts = dict(batch.get("request_counts") or {})
+        if chunk.status in FINAL:
+            _ingest(job, client, context, chunk, batch)
+        job.save()
+    return all(c.ingested for c in round_)
+
+
+def _ingest(job: Job, client: OpenAIBatches, context: _Context, chunk: Chunk, batch: dict[str, Any]) -> None:
+    """Stream the output file into the cache line by line (a crash loses nothing: a resume skips
+    what is already cached), and record the error file's reasons."""
+    keys = Path(chunk.keys_file).read_text().split()
+    by_key = {c.key: c for c in context.plan().calls if c.key in set(keys)}
+    cache = context.cache
+    ingested = 0
+    if batch.get("output_file_id"):
+        for line in client.lines(str(batch["output_file_id"])):
+            item = orjson.loads(line)
+            key = str(item.get("custom_id"))
+            call = by_key.get(key)
+            response = item.get("response") or {}
+            if call is None or cache.get(key) is not None:
+                continue
+            if item.get("error") or response.get("status_code") != 200:
+                chunk.errors[key] = _reason(item)
+                continue
+            cache.put(key, context.record(call, response["body"]))
+            ingested += 1
+            _fault(f"ingest:{ingested}")
+    if batch.get("error_file_id"):
+        for line in client.lines(str(batch["error_file_id"])):
+            item = orjson.loads(line)
+            chunk.errors[str(item.get("custom_id"))] = _reason(item)
+    if chunk.status == "failed":  # the whole file was refused (validation)
+        message = "; ".join(str(e.get("message")) for e in (batch.get("errors") or {}).get("data") or [])
+        for key in keys:
+            chunk.errors.setdefault(key, f"batch validation failed: {message or 'no reason given'}")
+    if chunk.status == "expired":  # unfinished lines go again in the next round, once
+        again = [k for k in keys if cache.get(k) is None and k not in chunk.errors]
+        for key in again:
+            if key in job.expired_once:
+                chunk.errors[key] = "expired twice before the provider answered"
+        job.expired_once.extend(k for k in again if k not in job.expired_once)
+    chunk.ingested = True
+
+
+def _reason(item: dict[str, Any]) -> str:
+    error = item.get("error") or (item.get("response") or {}).get("body", {}).get("error") or {}
+    if isinstance(error, dict):
+        return f"{error.get('code') or 'error'}: {error.get('message') or 'no message'}"[:300]
+    return str(error)[:300]
+
+
+def _finish(job: Job, cache_dir: Path, api_key: str | None) -> Any:
+    """Write the outputs: the ordinary rate, offline (every judgment is in the cache now)."""
+    from winnow.api import rate
+    from winnow.engine.config import EngineSettings
+
+    args = {k: v for k, v in job.rate.items() if k not in ("data", "judges", "model")}
+    args["cache_dir"] = cache_dir
+    args["api_key"] = api_key
+    result = rate(job.rate["data"], job.rate["judges"], job.rate["model"],
+                  settings=EngineSettings(offline=True), **args)
+    job.state = "done"
+    job.save()
+    return result
+
+
+def describe(job: Job) -> list[str]:
+    """One line per batch: state, counts and estimated cost (``winnow batch status``)."""
+    lines = [f"{job.job}: {job.state}, {len(job.chunks)} batches in {len(job.rounds)} rounds, {job.provider}"]
+    for chunk in job.chunks:
+        counts = ", ".join(f"{k} {v}" for k, v in chunk.counts.items()) or f"{chunk.requests} requests"
+        lines.append(f"  {chunk.name}: {chunk.status}{' (ingested)' if chunk.ingested else ''}; {counts}; "
+                     f"batch {chunk.batch_id or '-'}")
+        for key, reason in list(chunk.errors.items())[:3]:
+            lines.append(f"    error {key}: {reason}")
+    return lines
+
+
