@@ -245,3 +245,51 @@ def _free_port() -> int:
     from winnow.local import free_port
 
     return free_port()
+
+
+def test_pipeline_in_batch_mode_detached_then_run_again(alpaca_rows, write_jsonl, tmp_path):
+    import yaml
+
+    data = write_jsonl(alpaca_rows[:30])
+    with BatchServer(delay=0.5) as server:
+        spec = {"input": str(data), "model": MODEL, "api_base": server.url, "cache_dir": str(tmp_path / "c"),
+                "judges": [{"name": "alpagasus"}, {"name": "instag"}],
+                "select": {"method": "threshold", "min_score": 4.0}, "outputs": {"dir": str(tmp_path / "run")},
+                "batch": True}
+        path = tmp_path / "p.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        first = CliRunner().invoke(app, ["run", str(path), "--detach", "-q"])
+        assert first.exit_code == 0, first.output
+        job = first.stdout.strip().splitlines()[0]
+        assert job.startswith("wb-") and not (tmp_path / "run" / "judged.jsonl").exists()
+        time.sleep(0.6)
+        done = CliRunner().invoke(app, ["batch", "collect", job, "--cache-dir", str(tmp_path / "c")])
+        assert done.exit_code == 0, done.output
+        assert max(server.created.values()) == 1 and len(server.created) == 60  # 30 rows x 2 judges
+        again = CliRunner().invoke(app, ["run", str(path), "--poll-seconds", "0.05", "-q"])
+        assert again.exit_code == 0, again.output
+        assert len(server.batches) == 1 and server.online == 0  # all from the cache: nothing sent again
+    judged = _lines(tmp_path / "run" / "judged.jsonl")
+    assert len(judged) == 30 and all(r["alpagasus_status"] == "ok" and r["instag_status"] == "ok" for r in judged)
+
+
+def test_max_cost_counts_batches_not_yet_collected_and_the_dry_run_prices_at_batch_rates(
+        alpaca_rows, write_jsonl, tmp_path, monkeypatch):
+    from winnow.audit.costs import estimate
+    from winnow.batch.openai_api import OpenAIBatches
+
+    data = write_jsonl(alpaca_rows[:40])
+    online = estimate(data, ["alpagasus"], MODEL, cache_dir=tmp_path / "c")
+    batch = estimate(data, ["alpagasus"], MODEL, cache_dir=tmp_path / "c", batch=True)
+    assert batch.cost == pytest.approx(online.cost / 2) and batch.cost > 0
+    monkeypatch.setattr(OpenAIBatches, "max_requests", 10)  # provider limits split the work: 4 files
+    with BatchServer(delay=60) as server:  # nothing finishes: every created batch is uncollected
+        first = submit(_rate_args(data, server.url, tmp_path / "o.jsonl"), cache_dir=tmp_path / "c", detach=True)
+        assert len(server.batches) == 4 and all(c.requests == 10 for c in first.job.chunks)
+        per_chunk = first.job.chunks[0].estimated_cost
+        assert per_chunk > 0
+    with BatchServer(delay=60) as server:
+        capped = submit({**_rate_args(data, server.url, tmp_path / "o.jsonl"), "max_cost": per_chunk * 2.5},
+                        cache_dir=tmp_path / "d", detach=True)
+        assert len(server.batches) == 2  # the third would pass the budget with two uncollected
+        assert capped.job.stopped and "--max-cost" in capped.job.stopped

@@ -84,6 +84,7 @@ class Pipeline(_Strict):
     layout: str | None = None
     map: dict[str, str] | None = None
     side: str = "chosen"  # preference / HH rows: chosen or rejected (both is for `rate`)
+    batch: bool = False  # judge through the provider's batch API (winnow.batch), half the price
     id_column: str | None = None
     on_bad_row: str = "fail"
     limit: int | None = Field(default=None, ge=1)  # judge only the first N rows (a trial run)
@@ -142,10 +143,12 @@ class Pipeline(_Strict):
         update["judges"] = judges
         return self.model_copy(update=update)
 
-    def run(self, *, progress: bool = False) -> PipelineResult:
+    def run(self, *, progress: bool = False, detach: bool = False, poll_seconds: float = 30.0) -> PipelineResult:
+        """Carry the pipeline out.  With ``batch`` (or ``detach``) the judging goes through the
+        provider's batch API; ``detach`` raises ``PipelineDetached`` with the job id once submitted."""
         from winnow.pipeline_run import run_pipeline
 
-        return run_pipeline(self, progress=progress)
+        return run_pipeline(self, progress=progress, detach=detach, poll_seconds=poll_seconds)
 
 
 def _is_builtin(name: str) -> bool:

@@ -13,7 +13,37 @@ def _suffix(path: str) -> str:
     return suffix if suffix else ".jsonl"
 
 
-def run_pipeline(p: Pipeline, *, progress: bool = False) -> PipelineResult:
+class PipelineDetached(Exception):
+    """``run --batch --detach``: the judgments were submitted as batch job ``job``; run the
+    pipeline again once ``winnow batch status`` says it is done (everything is then cached)."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__(job)
+        self.job = job
+
+
+def _rate_in_batches(p: Pipeline, detach: bool, poll_seconds: float) -> Any:
+    from winnow.batch.driver import submit
+    from winnow.cache.store import default_cache_dir
+
+    if any(step.api_base and step.api_base != p.api_base for step in p.judges):
+        raise PipelineError("batch mode sends every judge to one provider: drop the per-judge api_base")
+    rate_args = {
+        "data": p.input, "judges": [s.name for s in p.judges], "model": p.model or "",
+        "judge_specs": [{"name": s.name, "options": dict(s.options)} for s in p.judges],
+        "judge_models": {s.name.replace("-", "_"): s.model for s in p.judges if s.model} or None,
+        "api_base": p.api_base, "on_bad_row": p.on_bad_row, "layout": p.layout, "column_map": p.map,
+        "id_column": p.id_column, "limit": p.limit, "side": p.side,
+    }
+    cache_dir = Path(p.cache_dir).expanduser() if p.cache_dir else default_cache_dir()
+    outcome = submit(rate_args, cache_dir=cache_dir, detach=detach, poll_seconds=poll_seconds, api_key=p.api_key)
+    if not outcome.done:
+        raise PipelineDetached(outcome.job.job)
+    return outcome.result
+
+
+def run_pipeline(p: Pipeline, *, progress: bool = False, detach: bool = False,
+                 poll_seconds: float = 30.0) -> PipelineResult:
     from winnow.api import local_judge_options, preflight_output, rate
     from winnow.data import save
     from winnow.engine.config import EngineSettings, ModelConfig
@@ -42,9 +72,12 @@ def run_pipeline(p: Pipeline, *, progress: bool = False) -> PipelineResult:
         judges.append(judge)
     settings = EngineSettings(concurrency=p.concurrency, timeout=p.timeout, max_retries=p.max_retries,
                               max_cost=p.max_cost, rpm=p.rpm, tpm=p.tpm)
-    rated = rate(p.input, judges, p.model or "", judge_models=models, cache_dir=p.cache_dir,
-                 on_bad_row=p.on_bad_row, layout=p.layout, column_map=p.map, id_column=p.id_column,
-                 settings=settings, progress=progress, limit=p.limit, side=p.side)
+    if p.batch or detach:
+        rated = _rate_in_batches(p, detach, poll_seconds)
+    else:
+        rated = rate(p.input, judges, p.model or "", judge_models=models, cache_dir=p.cache_dir,
+                     on_bad_row=p.on_bad_row, layout=p.layout, column_map=p.map, id_column=p.id_column,
+                     settings=settings, progress=progress, limit=p.limit, side=p.side)
     rows = rated.rows
     notes: list[str] = []
     normalization = None

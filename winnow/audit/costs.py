@@ -44,7 +44,7 @@ class JudgeEstimate:
     output_tokens: int = 0
     output_basis: str = ""  # where the output tokens per call came from
     input_basis: str = ""  # how input tokens were counted (and calibrated)
-    price_in: float = 0.0  # dollars per token
+    price_in: float = 0.0  # dollars per token (batch rates when the estimate is for --batch)
     price_out: float = 0.0
 
     @property
@@ -57,6 +57,7 @@ class CostEstimate:
     rows: int
     judges: list[JudgeEstimate] = field(default_factory=list)
     counter: str = "litellm"
+    batch: bool = False  # priced at batch rates
 
     @property
     def calls(self) -> int:
@@ -216,6 +217,7 @@ def estimate(
     column_map: dict[str, str] | None = None,
     id_column: str | None = None,
     settings: Any = None,
+    batch: bool = False,
 ) -> CostEstimate:
     """What ``rate`` with the same arguments would send, before anything is sent.
 
@@ -230,7 +232,7 @@ def estimate(
 
     policy: Literal["fail", "skip"] = "skip" if on_bad_row == "skip" else "fail"
     dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy)
-    result = CostEstimate(rows=len(dataset.samples))
+    result = CostEstimate(rows=len(dataset.samples), batch=batch)
     cache = open_cache(cache_dir, use_cache)
     try:
         engine = Engine(cache, settings or EngineSettings())
@@ -248,6 +250,10 @@ def estimate(
             est = JudgeEstimate(judge.name, chosen)
             if not (chosen == "local" or chosen.startswith("local/")):
                 est.price_in, est.price_out = token_prices(chosen)
+                if batch:  # provider batches cost half (winnow.batch.driver.BATCH_DISCOUNT)
+                    from winnow.batch.driver import BATCH_DISCOUNT
+
+                    est.price_in, est.price_out = est.price_in * BATCH_DISCOUNT, est.price_out * BATCH_DISCOUNT
             per_turn = judge.evolutions + 1 if getattr(judge, "mode", None) == "evol" else 1  # type: ignore[attr-defined]
             out_max: list[int] = []
             seen: set[bytes] = set()
@@ -294,7 +300,8 @@ def estimate(
 
 def format_estimate(est: CostEstimate) -> str:
     """The estimate as text for the terminal."""
-    lines = [f"dry run: {est.rows} rows; nothing was sent (tokens counted by {est.counter})"]
+    rates = ", priced at batch rates (half)" if est.batch else ""
+    lines = [f"dry run: {est.rows} rows; nothing was sent (tokens counted by {est.counter}){rates}"]
     for j in est.judges:
         price = "no listed price" if not (j.price_in or j.price_out) else f"${j.cost:.4f}"
         lines.append(

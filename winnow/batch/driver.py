@@ -52,11 +52,27 @@ def _client(job: Job, api_key: str | None) -> OpenAIBatches:
     return OpenAIBatches(job.api_base, api_key)
 
 
+def judges_of(rate: dict[str, Any]) -> list[Any]:
+    """The judges of a journalled rate call: names with one option set (``rate --batch``), or
+    ``judge_specs`` with options per judge (a pipeline's steps)."""
+    from winnow.api import local_judge_options, make_judges
+    from winnow.judges.registry import get_judge
+
+    specs = rate.get("judge_specs")
+    if not specs:
+        return make_judges(rate["judges"], rate["model"], rate.get("judge_options"), rate.get("structured"))
+    judges = []
+    for spec in specs:
+        model = (rate.get("judge_models") or {}).get(spec["name"].replace("-", "_")) or rate["model"]
+        judges.append(get_judge(spec["name"], local_judge_options(model, spec.get("options") or {})))
+    return judges
+
+
 class _Context:
     """The loaded data, judges and engine of a job: everything planning and ingesting need."""
 
     def __init__(self, rate: dict[str, Any], cache: Any, api_key: str | None) -> None:
-        from winnow.api import check_inputs, make_judges, model_for
+        from winnow.api import check_inputs, model_for
         from winnow.data import load
         from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
         from winnow.engine.runner import Engine
@@ -68,7 +84,7 @@ class _Context:
                        side=rate.get("side", "chosen"))
         if rate.get("limit"):
             del dataset.samples[rate["limit"]:]
-        judges = make_judges(rate["judges"], rate["model"], rate.get("judge_options"), rate.get("structured"))
+        judges = judges_of(rate)
         check_inputs(judges, dataset.samples, str(data))
         self.samples = dataset.samples
         self.runs = []
@@ -157,6 +173,8 @@ def _drive(job: Job, cache_dir: Path, *, wait: bool, poll_seconds: float,
         context = _Context(job.rate, cache, api_key)
         for _ in range(MAX_ROUNDS):
             round_ = job.rounds[-1] if job.rounds and not all(c.ingested for c in job.rounds[-1]) else None
+            if round_ is None and job.stopped:
+                break
             if round_ is None:
                 plan = context.plan()
                 calls = _unique(c for c in plan.calls if c.key not in job.failed_keys())
@@ -164,6 +182,12 @@ def _drive(job: Job, cache_dir: Path, *, wait: bool, poll_seconds: float,
                     break
                 round_ = _prepare_round(job, context, calls)
             for chunk in round_:
+                if chunk.batch_id is None and _over_budget(job, chunk):
+                    chunk.status, chunk.ingested = "not sent (--max-cost)", True
+                    job.stopped = (f"--max-cost {job.rate['max_cost']:g} reached (estimated, batches not yet "
+                                   "collected included)")
+                    job.save()
+                    continue
                 _ensure_created(job, client, chunk)
             if on_status is not None:
                 on_status(job)
@@ -180,6 +204,16 @@ def _drive(job: Job, cache_dir: Path, *, wait: bool, poll_seconds: float,
 def _fault(point: str) -> None:
     if os.environ.get(FAULT_ENV) == point:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _over_budget(job: Job, chunk: Chunk) -> bool:
+    """Would creating ``chunk`` pass ``--max-cost``?  Every batch created counts, collected or not,
+    at its estimate (an upper bound: every reply as long as max_tokens allows)."""
+    limit = job.rate.get("max_cost")
+    if limit is None:
+        return False
+    committed = sum(c.estimated_cost for c in job.chunks if c.batch_id is not None)
+    return committed + chunk.estimated_cost > float(limit)
 
 
 def _unique(calls: Any) -> list[Any]:
@@ -200,28 +234,38 @@ def _prepare_round(job: Job, context: _Context, calls: list[Any]) -> list[Chunk]
         lines: list[bytes] = []
         keys: list[str] = []
         size = 0
+        price_in, price_out = _batch_prices(context.runs[group[0].j].model.model)
+        cost = 0.0
         for call in group:
             line = orjson.dumps({"custom_id": call.key, "method": "POST", "url": ENDPOINT, "body": context.body(call)})
             if lines and (len(lines) >= OpenAIBatches.max_requests or size + len(line) + 1 > OpenAIBatches.max_bytes):
-                chunks.append(_write_chunk(job, number, len(chunks) + 1, lines, keys))
-                lines, keys, size = [], [], 0
+                chunks.append(_write_chunk(job, number, len(chunks) + 1, lines, keys, cost))
+                lines, keys, size, cost = [], [], 0, 0.0
             lines.append(line)
             keys.append(call.key)
             size += len(line) + 1
+            cost += len(line) / 4 * price_in + int(call.lookup.base.params.get("max_tokens") or 512) * price_out
         if lines:
-            chunks.append(_write_chunk(job, number, len(chunks) + 1, lines, keys))
+            chunks.append(_write_chunk(job, number, len(chunks) + 1, lines, keys, cost))
     job.rounds.append(chunks)
     job.save()
     return chunks
 
 
-def _write_chunk(job: Job, number: int, index: int, lines: list[bytes], keys: list[str]) -> Chunk:
+def _batch_prices(model: str) -> tuple[float, float]:
+    from winnow.engine.fast_transport import token_prices  # litellm's table without importing litellm
+
+    price_in, price_out = token_prices(model)
+    return price_in * BATCH_DISCOUNT, price_out * BATCH_DISCOUNT
+
+
+def _write_chunk(job: Job, number: int, index: int, lines: list[bytes], keys: list[str], cost: float) -> Chunk:
     name = f"r{number}c{index}"
     path = job.folder / f"{name}.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     keys_path = job.folder / f"{name}.keys"
     keys_path.write_text("\n".join(keys) + "\n")
-    return Chunk(name, str(path), len(lines), str(keys_path))
+    return Chunk(name, str(path), len(lines), str(keys_path), estimated_cost=round(cost, 6))
 
 
 def _ensure_created(job: Job, client: OpenAIBatches, chunk: Chunk) -> None:
@@ -317,10 +361,10 @@ def _finish(job: Job, cache_dir: Path, api_key: str | None) -> Any:
     from winnow.api import rate
     from winnow.engine.config import EngineSettings
 
-    args = {k: v for k, v in job.rate.items() if k not in ("data", "judges", "model")}
+    args = {k: v for k, v in job.rate.items() if k not in ("data", "judges", "model", "judge_specs", "max_cost")}
     args["cache_dir"] = cache_dir
     args["api_key"] = api_key
-    result = rate(job.rate["data"], job.rate["judges"], job.rate["model"],
+    result = rate(job.rate["data"], judges_of(job.rate), job.rate["model"],
                   settings=EngineSettings(offline=True), **args)
     job.state = "done"
     job.save()
@@ -329,11 +373,12 @@ def _finish(job: Job, cache_dir: Path, api_key: str | None) -> Any:
 
 def describe(job: Job) -> list[str]:
     """One line per batch: state, counts and estimated cost (``winnow batch status``)."""
-    lines = [f"{job.job}: {job.state}, {len(job.chunks)} batches in {len(job.rounds)} rounds, {job.provider}"]
+    lines = [f"{job.job}: {job.state}, {len(job.chunks)} batches in {len(job.rounds)} rounds, {job.provider}"
+             + (f"; stopped: {job.stopped}" if job.stopped else "")]
     for chunk in job.chunks:
         counts = ", ".join(f"{k} {v}" for k, v in chunk.counts.items()) or f"{chunk.requests} requests"
         lines.append(f"  {chunk.name}: {chunk.status}{' (ingested)' if chunk.ingested else ''}; {counts}; "
-                     f"batch {chunk.batch_id or '-'}")
+                     f"~${chunk.estimated_cost:.4f} at batch rates; batch {chunk.batch_id or '-'}")
         for key, reason in list(chunk.errors.items())[:3]:
             lines.append(f"    error {key}: {reason}")
     return lines

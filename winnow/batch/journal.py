@@ -47,6 +47,7 @@ class Job:
     rounds: list[list[Chunk]] = field(default_factory=list)
     state: str = "running"  # running, done, cancelled
     expired_once: list[str] = field(default_factory=list)  # keys resubmitted after an expiry
+    stopped: str | None = None  # why no more batches are created (--max-cost)
     path: str = ""
 
     def save(self) -> None:

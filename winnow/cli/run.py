@@ -25,6 +25,9 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Estimate calls, tokens and cost; send nothing."),
     layout: str | None = typer.Option(None, "--layout", help="Override the pipeline's layout: " + LAYOUT_HELP),
+    batch: bool = typer.Option(False, "--batch", help="Judge through the provider's batch API (half the price)."),
+    detach: bool = typer.Option(False, "--detach", help="With --batch: submit, print the job id and exit."),
+    poll_seconds: float = typer.Option(30.0, "--poll-seconds", help="With --batch: seconds between checks."),
 ) -> None:
     """Run a pipeline file; resumable: judgments already cached are not sent again."""
     from winnow.pipeline import Pipeline
@@ -43,6 +46,8 @@ def run(
             update["transport"] = transport
         if layout:
             update["layout"] = layout
+        if batch or detach:
+            update["batch"] = True
         if max_cost is not None:
             update["max_cost"] = max_cost
         if output_dir:
@@ -51,7 +56,15 @@ def run(
         if dry_run:
             _dry_run(spec)
             return
-        result = spec.run(progress=not quiet)
+        from winnow.pipeline_run import PipelineDetached
+
+        try:
+            result = spec.run(progress=not quiet, detach=detach, poll_seconds=poll_seconds)
+        except PipelineDetached as exc:
+            typer.echo(exc.job)
+            err(f"submitted batch job {exc.job}; once `winnow batch status {exc.job}` shows it done, run this "
+                "pipeline again: every judgment is then in the cache")
+            return
     from winnow.cli.summary import print_summary
 
     print_summary(result.rate)
