@@ -42,6 +42,7 @@ class BatchServer:
         self.batches: dict[str, dict[str, Any]] = {}
         self.created: Counter[str] = Counter()
         self.online = 0  # chat completions answered online
+        self.message_batches: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self._chat = FakeServer()  # never started: only its reply builder is used
         self._port = port
@@ -109,6 +110,13 @@ class BatchServer:
                 }
                 self.created.update(str(line["custom_id"]) for line in lines)
                 return 200, self.batches[batch_id]
+            if path == "/messages/batches":
+                return 200, self._anthropic_create(json.loads(body))
+            if path.startswith("/messages/batches/") and path.endswith("/cancel"):
+                batch = self.message_batches[path.split("/")[3]]
+                if batch["processing_status"] != "ended":
+                    self._anthropic_end(batch, answered=0.0, canceled=True)
+                return 200, batch
             if path == "/chat/completions":  # online, at the same address: the same replies
                 self.online += 1
                 return 200, self._answer(json.loads(body), "online")["response"]["body"]
@@ -123,6 +131,8 @@ class BatchServer:
         route, _, query = path.partition("?")
         route = route.removeprefix("/v1")
         with self.lock:
+            if route.startswith("/messages/batches"):
+                return self._anthropic_get(route, query)
             if route.startswith("/files/") and route.endswith("/content"):
                 return 200, None, self.files[route.split("/")[2]]
             if route == "/batches":
@@ -164,6 +174,66 @@ class BatchServer:
             batch["error_file_id"] = self._store(errors)
         batch["status"] = status
         batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(errors)}
+
+    # ------------------------------------------------------------------ Anthropic Message Batches
+    def _anthropic_create(self, request: dict[str, Any]) -> dict[str, Any]:
+        requests = request["requests"]
+        batch_id = f"msgbatch_{len(self.message_batches) + 1:04d}"
+        batch = {"id": batch_id, "type": "message_batch", "processing_status": "in_progress",
+                 "request_counts": {"processing": len(requests), "succeeded": 0, "errored": 0, "canceled": 0,
+                                    "expired": 0},
+                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+                 + f".{int(time.time() % 1 * 1e6):06d}Z",
+                 "ended_at": None, "results_url": None, "_requests": requests, "_created": time.time()}
+        self.message_batches[batch_id] = batch
+        self.created.update(str(r["custom_id"]) for r in requests)
+        return self._public(batch)
+
+    def _anthropic_get(self, route: str, query: str) -> tuple[int, Any, bytes | None]:
+        parts = route.strip("/").split("/")  # messages, batches, [id, [results]]
+        if len(parts) == 2:
+            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            ordered = sorted(self.message_batches.values(), key=lambda b: b["_created"], reverse=True)
+            if "after_id" in params:
+                ids = [b["id"] for b in ordered]
+                ordered = ordered[ids.index(params["after_id"]) + 1:]
+            limit = int(params.get("limit", 20))
+            page = [self._public(b) for b in ordered[:limit]]
+            return 200, {"data": page, "has_more": len(ordered) > limit,
+                         "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None}, None
+        batch = self.message_batches[parts[2]]
+        if len(parts) == 4:
+            return 200, None, batch["_results"]
+        if batch["processing_status"] == "in_progress" and time.time() - batch["_created"] >= self.delay:
+            self._anthropic_end(batch, answered=0.5 if self.expire_first and batch["id"].endswith("0001") else 1.0)
+        return 200, self._public(batch), None
+
+    def _anthropic_end(self, batch: dict[str, Any], answered: float, canceled: bool = False) -> None:
+        requests = batch["_requests"]
+        done = requests[: int(len(requests) * answered)]
+        lines = []
+        for request in done:
+            params = request["params"]
+            messages = ([{"role": "system", "content": params["system"]}] if params.get("system") else []) + \
+                params["messages"]
+            body = {"model": params["model"], "messages": messages, "max_tokens": params.get("max_tokens")}
+            choice, completion = self._chat._choice(body, None, 0, hash_messages(messages))
+            message = {"id": f"msg_{request['custom_id']}", "type": "message", "role": "assistant",
+                       "model": params["model"], "content": [{"type": "text", "text": choice["message"]["content"]}],
+                       "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": completion}}
+            lines.append({"custom_id": request["custom_id"], "result": {"type": "succeeded", "message": message}})
+        rest = "canceled" if canceled else "expired"
+        lines += [{"custom_id": r["custom_id"], "result": {"type": rest}} for r in requests[len(done):]]
+        batch["_results"] = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+        batch["processing_status"] = "ended"
+        batch["results_url"] = f"{self.url}/messages/batches/{batch['id']}/results"
+        batch["request_counts"] = {"processing": 0, "succeeded": len(done), "errored": 0,
+                                   "canceled": len(requests) - len(done) if canceled else 0,
+                                   "expired": 0 if canceled else len(requests) - len(done)}
+
+    @staticmethod
+    def _public(batch: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in batch.items() if not k.startswith("_")}
 
     def _answer(self, body: dict[str, Any], custom_id: str) -> dict[str, Any]:
         """One result line: the reply tests/fakeserver.py gives this body."""

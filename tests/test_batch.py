@@ -293,3 +293,43 @@ def test_max_cost_counts_batches_not_yet_collected_and_the_dry_run_prices_at_bat
                         cache_dir=tmp_path / "d", detach=True)
         assert len(server.batches) == 2  # the third would pass the budget with two uncollected
         assert capped.job.stopped and "--max-cost" in capped.job.stopped
+
+
+ANTHROPIC = "anthropic/claude-3-5-haiku-20241022"
+
+
+def test_anthropic_message_batches(alpaca_rows, write_jsonl, tmp_path):
+    data = write_jsonl(alpaca_rows[:30])
+    with BatchServer(expire_first=True) as server:
+        outcome = submit({**_rate_args(data, server.url, tmp_path / "out.jsonl"), "model": ANTHROPIC},
+                         cache_dir=tmp_path / "c", poll_seconds=0.05, api_key="sk-ant-test-123456")
+        assert outcome.done and outcome.job.provider == "anthropic"
+        # the first batch ended half expired (Anthropic reports it as ended; the counts tell): only
+        # its unanswered half went again
+        assert len(server.message_batches) == 2 and len(server.created) == 30
+        assert sum(v == 2 for v in server.created.values()) == 15 and max(server.created.values()) == 2
+        first = server.message_batches["msgbatch_0001"]["_requests"][0]["params"]
+        assert first["model"] == "claude-3-5-haiku-20241022" and first["max_tokens"] == 256
+        assert "system" not in first or isinstance(first["system"], str)
+    written = _lines(tmp_path / "out.jsonl")
+    assert len(written) == 30 and all(r["alpagasus_status"] == "ok" for r in written)
+    with open_cache(tmp_path / "c") as cache:
+        assert {r["transport"] for r in cache.records()} == {"batch"}
+
+
+def test_anthropic_resume_finds_the_batch_the_journal_missed(alpaca_rows, write_jsonl, tmp_path):
+    data = write_jsonl(alpaca_rows[:12])
+    with BatchServer() as server:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), WINNOW_CACHE_DIR=str(tmp_path / "c"),
+                   WINNOW_FAULT_KILL_AT="created", ANTHROPIC_API_KEY="sk-ant-test-123456")
+        argv = [sys.executable, "-m", "winnow", "rate", str(data), "--judge", "alpagasus", "--model", ANTHROPIC,
+                "--api-base", server.url, "-o", str(tmp_path / "o.jsonl"), "--batch", "--poll-seconds", "0.05", "-q"]
+        assert subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, timeout=120).returncode == -9
+        (job,) = list_jobs(tmp_path / "c")
+        assert job.chunks[0].batch_id is None and len(server.message_batches) == 1
+        del env["WINNOW_FAULT_KILL_AT"]
+        done = subprocess.run([sys.executable, "-m", "winnow", "batch", "collect", job.job, "--wait",
+                               "--poll-seconds", "0.05"], cwd=tmp_path, env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()
+        assert len(server.message_batches) == 1 and max(server.created.values()) == 1
+    assert all(r["alpagasus_status"] == "ok" for r in _lines(tmp_path / "o.jsonl"))

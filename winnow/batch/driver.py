@@ -46,10 +46,28 @@ class BatchOutcome:
     message: str = ""
 
 
-def _client(job: Job, api_key: str | None) -> OpenAIBatches:
+def _client(job: Job, api_key: str | None) -> Any:
     """The provider client.  The key is never journalled (secrets stay out of the cache folder):
     it comes from the caller or the provider's environment variable, at every step."""
-    return OpenAIBatches(job.api_base, api_key)
+    return _client_class(job.provider)(job.api_base, api_key)
+
+
+def _client_class(provider: str) -> Any:
+    if provider == "anthropic":
+        from winnow.batch.anthropic_api import AnthropicBatches
+
+        return AnthropicBatches
+    return OpenAIBatches
+
+
+def provider_for(rate: dict[str, Any]) -> str:
+    """``anthropic`` when every judge's model is an ``anthropic/`` one, else the OpenAI API
+    (OpenAI, Azure-style gateways, vLLM, any --api-base serving /v1/files and /v1/batches)."""
+    models = {rate["model"], *((rate.get("judge_models") or {}).values())}
+    anthropic = {m for m in models if m and str(m).startswith("anthropic/")}
+    if anthropic and anthropic != {m for m in models if m}:
+        raise ValueError("--batch sends a job to one provider: give every judge an anthropic/ model, or none")
+    return "anthropic" if anthropic else "openai"
 
 
 def judges_of(rate: dict[str, Any]) -> list[Any]:
@@ -138,7 +156,7 @@ def submit(rate: dict[str, Any], *, cache_dir: Path, detach: bool = False, poll_
     every ``poll_seconds``, and ends like an online rate (``BatchOutcome.result``)."""
     if "api_key" in rate:
         raise ValueError("pass api_key= to submit, not in the journalled rate arguments")
-    job = new_job(cache_dir, "openai", rate.get("api_base"), rate)
+    job = new_job(cache_dir, provider_for(rate), rate.get("api_base"), rate)
     return _drive(job, cache_dir, wait=not detach, poll_seconds=poll_seconds, on_status=on_status, api_key=api_key)
 
 
@@ -226,6 +244,7 @@ def _unique(calls: Any) -> list[Any]:
 def _prepare_round(job: Job, context: _Context, calls: list[Any]) -> list[Chunk]:
     """Write the round's request files and journal them, before anything is uploaded."""
     number = len(job.rounds) + 1
+    limits = _client_class(job.provider)
     by_model: dict[str, list[Any]] = {}
     for call in calls:  # one model per file (OpenAI's rule)
         by_model.setdefault(context.runs[call.j].model.model, []).append(call)
@@ -238,7 +257,7 @@ def _prepare_round(job: Job, context: _Context, calls: list[Any]) -> list[Chunk]
         cost = 0.0
         for call in group:
             line = orjson.dumps({"custom_id": call.key, "method": "POST", "url": ENDPOINT, "body": context.body(call)})
-            if lines and (len(lines) >= OpenAIBatches.max_requests or size + len(line) + 1 > OpenAIBatches.max_bytes):
+            if lines and (len(lines) >= limits.max_requests or size + len(line) + 1 > limits.max_bytes):
                 chunks.append(_write_chunk(job, number, len(chunks) + 1, lines, keys, cost))
                 lines, keys, size, cost = [], [], 0, 0.0
             lines.append(line)
@@ -268,17 +287,21 @@ def _write_chunk(job: Job, number: int, index: int, lines: list[bytes], keys: li
     return Chunk(name, str(path), len(lines), str(keys_path), estimated_cost=round(cost, 6))
 
 
-def _ensure_created(job: Job, client: OpenAIBatches, chunk: Chunk) -> None:
+def _ensure_created(job: Job, client: Any, chunk: Chunk) -> None:
     """Upload and create the chunk's batch unless the journal, or the provider, has it already."""
     if chunk.batch_id is not None:
         return
-    found = _find_batch(job, client, chunk)
+    found = None
+    if chunk.status != "prepared":  # uploaded or creating: a crash may have hidden a batch
+        found = client.find(job.job, chunk.name, chunk.requests, chunk.creating_at)
     if found is None:
         if chunk.input_file_id is None:
             chunk.input_file_id = client.upload(Path(chunk.file))
             chunk.status = "uploaded"
             job.save()
             _fault("uploaded")
+        chunk.status, chunk.creating_at = "creating", time.time()
+        job.save()
         found = client.create(chunk.input_file_id, ENDPOINT, {"winnow_job": job.job, "winnow_chunk": chunk.name})
         _fault("created")
     chunk.batch_id = str(found["id"])
@@ -286,18 +309,7 @@ def _ensure_created(job: Job, client: OpenAIBatches, chunk: Chunk) -> None:
     job.save()
 
 
-def _find_batch(job: Job, client: OpenAIBatches, chunk: Chunk) -> dict[str, Any] | None:
-    """A batch created for this chunk before a crash kept the journal from recording it."""
-    if chunk.status == "prepared":
-        return None  # never uploaded, so never created
-    for batch in client.batches():
-        meta = batch.get("metadata") or {}
-        if meta.get("winnow_job") == job.job and meta.get("winnow_chunk") == chunk.name:
-            return batch
-    return None
-
-
-def _poll(job: Job, client: OpenAIBatches, context: _Context, round_: list[Chunk]) -> bool:
+def _poll(job: Job, client: Any, context: _Context, round_: list[Chunk]) -> bool:
     """Retrieve each unfinished batch; ingest the finished ones.  True when the round is ingested."""
     for chunk in round_:
         if chunk.ingested or chunk.batch_id is None:
@@ -311,7 +323,7 @@ def _poll(job: Job, client: OpenAIBatches, context: _Context, round_: list[Chunk
     return all(c.ingested for c in round_)
 
 
-def _ingest(job: Job, client: OpenAIBatches, context: _Context, chunk: Chunk, batch: dict[str, Any]) -> None:
+def _ingest(job: Job, client: Any, context: _Context, chunk: Chunk, batch: dict[str, Any]) -> None:
     """Stream the output file into the cache line by line (a crash loses nothing: a resume skips
     what is already cached), and record the error file's reasons."""
     keys = Path(chunk.keys_file).read_text().split()

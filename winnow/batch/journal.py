@@ -30,7 +30,8 @@ class Chunk:
     keys_file: str  # custom_id (the cache key) per line, in order
     input_file_id: str | None = None
     batch_id: str | None = None
-    status: str = "prepared"  # prepared, uploaded, then the provider's status
+    status: str = "prepared"  # prepared, uploaded, creating, then the provider's status
+    creating_at: float | None = None  # when the create call was about to be sent
     ingested: bool = False
     counts: dict[str, Any] = field(default_factory=dict)
     estimated_cost: float = 0.0

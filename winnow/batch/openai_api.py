@@ -100,6 +100,14 @@ class OpenAIBatches:
                 return
             after = data[-1]["id"]
 
+    def find(self, job: str, chunk: str, requests: int, since: float | None) -> dict[str, Any] | None:
+        """The batch created for ``chunk`` of ``job`` (by the metadata every batch carries)."""
+        for batch in self.batches():
+            meta = batch.get("metadata") or {}
+            if meta.get("winnow_job") == job and meta.get("winnow_chunk") == chunk:
+                return batch
+        return None
+
     def lines(self, file_id: str) -> Iterator[bytes]:
         """A result file's lines as they arrive (never read whole)."""
         with self._request("GET", f"/files/{file_id}/content") as response:
