@@ -33,11 +33,13 @@ from tests.fakeserver import FakeServer, hash_messages
 
 class BatchServer:
     def __init__(self, *, delay: float = 0.0, error_ids: set[str] | None = None, expire_first: bool = False,
-                 fail_validation: bool = False, port: int = 0) -> None:
+                 fail_validation: bool = False, token_limit: int | None = None, port: int = 0) -> None:
         self.delay = delay
         self.error_ids = set(error_ids or ())
         self.expire_first = expire_first
         self.fail_validation = fail_validation
+        self.token_limit = token_limit  # requests in batches not yet finished, at most (the enqueued limit)
+        self.answered: Counter[str] = Counter()  # custom_id -> result lines produced (what is paid)
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.created: Counter[str] = Counter()
@@ -109,6 +111,12 @@ class BatchServer:
                     "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
                 }
                 self.created.update(str(line["custom_id"]) for line in lines)
+                queued = sum(b["request_counts"]["total"] for b in self.batches.values()
+                             if b["id"] != batch_id and b["status"] in ("validating", "in_progress"))
+                if self.token_limit is not None and queued + len(lines) > self.token_limit:
+                    self.batches[batch_id]["status"] = "failed"
+                    self.batches[batch_id]["errors"] = {"data": [{"code": "token_limit_exceeded", "message":
+                        "Enqueued token limit reached for gpt-4o-mini in organization org-x."}]}
                 return 200, self.batches[batch_id]
             if path == "/messages/batches":
                 return 200, self._anthropic_create(json.loads(body))
@@ -168,6 +176,7 @@ class BatchServer:
                                "error": {"code": "server_error", "message": "the model failed on this request"}})
                 continue
             out.append(self._answer(line["body"], custom_id))
+            self.answered[custom_id] += 1
         if out:
             batch["output_file_id"] = self._store(out)
         if errors:

@@ -167,12 +167,12 @@ def test_the_api_key_never_reaches_the_journal(alpaca_rows, write_jsonl, tmp_pat
         submit({**_rate_args(data, "http://x/v1", tmp_path / "o.jsonl"), "api_key": "k"}, cache_dir=tmp_path / "c")
 
 
-@pytest.mark.parametrize("point", ["uploaded", "created", "ingest:40"])
+@pytest.mark.parametrize("point", ["uploaded", "created", "ingest:40", "ingest:560"])
 def test_kill_9_at_each_step_then_resume_pays_once(point, alpaca_rows, write_jsonl, tmp_path):
     """winnow SIGKILLs itself after the upload, after the batch is created but before the journal
     knows it, and while ingesting; `batch collect` resumes: each request is created once, no
     judgment is lost, the output is the online run's."""
-    data = write_jsonl(alpaca_rows[:120])
+    data = write_jsonl(alpaca_rows[:700])  # ingest:560 dies in the second group of 500, the first committed
     with BatchServer() as server:
         rate(data, ["alpagasus"], MODEL, api_base=server.url, cache_dir=tmp_path / "online",
              output=tmp_path / "online.jsonl")
@@ -185,11 +185,14 @@ def test_kill_9_at_each_step_then_resume_pays_once(point, alpaca_rows, write_jso
         (job,) = list_jobs(tmp_path / "c")
         if point == "created":
             assert all(c.batch_id is None for c in job.chunks) and len(server.batches) == 1  # the window
+        if point.startswith("ingest"):  # groups of 500 lines commit together; the group in hand is lost
+            with open_cache(tmp_path / "c") as cache:
+                assert len(cache) == {"ingest:40": 0, "ingest:560": 500}[point]
         del env["WINNOW_FAULT_KILL_AT"]
         resumed = subprocess.run([sys.executable, "-m", "winnow", "batch", "collect", job.job, "--wait",
                                   "--poll-seconds", "0.05"], cwd=tmp_path, env=env, capture_output=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr.decode()
-        assert len(server.batches) == 1 and len(server.created) == 120 and max(server.created.values()) == 1
+        assert len(server.batches) == 1 and len(server.created) == 700 and max(server.created.values()) == 1
     assert (tmp_path / "batch.jsonl").read_bytes() == (tmp_path / "online.jsonl").read_bytes()
 
 
@@ -333,3 +336,18 @@ def test_anthropic_resume_finds_the_batch_the_journal_missed(alpaca_rows, write_
         assert done.returncode == 0, done.stderr.decode()
         assert len(server.message_batches) == 1 and max(server.created.values()) == 1
     assert all(r["alpagasus_status"] == "ok" for r in _lines(tmp_path / "o.jsonl"))
+
+
+def test_the_enqueued_token_limit_queues_the_next_chunks(alpaca_rows, write_jsonl, tmp_path, monkeypatch):
+    from winnow.batch.openai_api import OpenAIBatches
+
+    monkeypatch.setattr(OpenAIBatches, "max_requests", 10)
+    data = write_jsonl(alpaca_rows[:40])
+    with BatchServer(token_limit=20, delay=0.2) as server:  # two 10-request batches in flight at most
+        outcome = submit(_rate_args(data, server.url, tmp_path / "out.jsonl"), cache_dir=tmp_path / "c",
+                         poll_seconds=0.05)
+        assert outcome.done
+        refused = [b for b in server.batches.values() if b["status"] == "failed"]
+        assert refused and all(b["errors"]["data"][0]["code"] == "token_limit_exceeded" for b in refused)
+        assert len(server.answered) == 40 and max(server.answered.values()) == 1  # each request paid once
+    assert all(r["alpagasus_status"] == "ok" for r in _lines(tmp_path / "out.jsonl"))

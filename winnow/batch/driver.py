@@ -36,6 +36,8 @@ FAULT_ENV = "WINNOW_FAULT_KILL_AT"
 BATCH_DISCOUNT = 0.5  # OpenAI and Anthropic batches cost half the online price
 ENDPOINT = "/v1/chat/completions"
 MAX_ROUNDS = 64
+QUEUED = "queued (enqueued-token limit)"
+INGEST_GROUP = 500  # result lines cached per transaction
 
 
 @dataclass
@@ -200,6 +202,8 @@ def _drive(job: Job, cache_dir: Path, *, wait: bool, poll_seconds: float,
                     break
                 round_ = _prepare_round(job, context, calls)
             for chunk in round_:
+                if chunk.status == QUEUED and any(c.batch_id and c.status not in FINAL for c in round_):
+                    continue  # waits until the provider's queue has room
                 if chunk.batch_id is None and _over_budget(job, chunk):
                     chunk.status, chunk.ingested = "not sent (--max-cost)", True
                     job.stopped = (f"--max-cost {job.rate['max_cost']:g} reached (estimated, batches not yet "
@@ -215,6 +219,9 @@ def _drive(job: Job, cache_dir: Path, *, wait: bool, poll_seconds: float,
                 if on_status is not None:
                     on_status(job)
                 time.sleep(poll_seconds)
+                for chunk in round_:  # a chunk queued by the enqueued-token limit goes when there is room
+                    if chunk.status == QUEUED and not any(c.batch_id and c.status not in FINAL for c in round_):
+                        _ensure_created(job, client, chunk)
     result = _finish(job, cache_dir, api_key)
     return BatchOutcome(job, True, result, "done")
 
@@ -331,25 +338,26 @@ def _ingest(job: Job, client: Any, context: _Context, chunk: Chunk, batch: dict[
     cache = context.cache
     ingested = 0
     if batch.get("output_file_id"):
+        group: list[dict[str, Any]] = []
         for line in client.lines(str(batch["output_file_id"])):
-            item = orjson.loads(line)
-            key = str(item.get("custom_id"))
-            call = by_key.get(key)
-            response = item.get("response") or {}
-            if call is None or cache.get(key) is not None:
-                continue
-            if item.get("error") or response.get("status_code") != 200:
-                chunk.errors[key] = _reason(item)
-                continue
-            cache.put(key, context.record(call, response["body"]))
-            ingested += 1
-            _fault(f"ingest:{ingested}")
+            group.append(orjson.loads(line))
+            if len(group) >= INGEST_GROUP:
+                ingested = _ingest_group(context, chunk, by_key, group, ingested)
+                group = []
+        if group:
+            _ingest_group(context, chunk, by_key, group, ingested)
     if batch.get("error_file_id"):
         for line in client.lines(str(batch["error_file_id"])):
             item = orjson.loads(line)
             chunk.errors[str(item.get("custom_id"))] = _reason(item)
-    if chunk.status == "failed":  # the whole file was refused (validation)
+    if chunk.status == "failed":  # the whole file was refused (validation, or the queue is full)
         message = "; ".join(str(e.get("message")) for e in (batch.get("errors") or {}).get("data") or [])
+        codes = " ".join(str(e.get("code")) for e in (batch.get("errors") or {}).get("data") or [])
+        if "token_limit" in codes or "enqueued token limit" in message.lower():
+            # the provider's enqueued-token limit: nothing was run or paid; this chunk waits for
+            # the job's running batches to finish, then is created again
+            chunk.batch_id, chunk.status = None, QUEUED
+            return
         for key in keys:
             chunk.errors.setdefault(key, f"batch validation failed: {message or 'no reason given'}")
     if chunk.status == "expired":  # unfinished lines go again in the next round, once
@@ -359,6 +367,29 @@ def _ingest(job: Job, client: Any, context: _Context, chunk: Chunk, batch: dict[
                 chunk.errors[key] = "expired twice before the provider answered"
         job.expired_once.extend(k for k in again if k not in job.expired_once)
     chunk.ingested = True
+
+
+def _ingest_group(context: _Context, chunk: Chunk, by_key: dict[str, Any], items: list[dict[str, Any]],
+                  ingested: int) -> int:
+    """Cache one group of result lines in one transaction.  A crash loses at most the group in
+    hand, which the provider's output file still holds: a resume ingests it again."""
+    cache = context.cache
+    present = cache.get_many([str(item.get("custom_id")) for item in items], slim=True)
+    records = []
+    for item in items:
+        key = str(item.get("custom_id"))
+        call = by_key.get(key)
+        response = item.get("response") or {}
+        if call is None or key in present:
+            continue
+        if item.get("error") or response.get("status_code") != 200:
+            chunk.errors[key] = _reason(item)
+            continue
+        records.append((key, context.record(call, response["body"])))
+        ingested += 1
+        _fault(f"ingest:{ingested}")  # the tests' kill -9 while ingesting: this group is not yet committed
+    cache.put_many(records)
+    return ingested
 
 
 def _reason(item: dict[str, Any]) -> str:

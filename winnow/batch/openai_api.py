@@ -104,8 +104,8 @@ class OpenAIBatches:
         """The batch created for ``chunk`` of ``job`` (by the metadata every batch carries)."""
         for batch in self.batches():
             meta = batch.get("metadata") or {}
-            if meta.get("winnow_job") == job and meta.get("winnow_chunk") == chunk:
-                return batch
+            if meta.get("winnow_job") == job and meta.get("winnow_chunk") == chunk and batch.get("status") != "failed":
+                return batch  # a failed batch (refused, never run) is created again
         return None
 
     def lines(self, file_id: str) -> Iterator[bytes]:
