@@ -144,13 +144,9 @@ class BatchServer:
             if route.startswith("/files/") and route.endswith("/content"):
                 return 200, None, self.files[route.split("/")[2]]
             if route == "/batches":
-                params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-                ordered = sorted(self.batches.values(), key=lambda b: b["created_at"], reverse=True)
-                if "after" in params:
-                    ids = [b["id"] for b in ordered]
-                    ordered = ordered[ids.index(params["after"]) + 1:]
-                limit = int(params.get("limit", 20))
-                return 200, {"object": "list", "data": ordered[:limit], "has_more": len(ordered) > limit}, None
+                page, more = _page(sorted(self.batches.values(), key=lambda b: b["created_at"], reverse=True),
+                                   query, "after")
+                return 200, {"object": "list", "data": page, "has_more": more}, None
             if route.startswith("/batches/"):
                 batch = self.batches[route.split("/")[2]]
                 if batch["status"] == "validating" and time.time() - batch["created_at"] >= self.delay:
@@ -201,14 +197,10 @@ class BatchServer:
     def _anthropic_get(self, route: str, query: str) -> tuple[int, Any, bytes | None]:
         parts = route.strip("/").split("/")  # messages, batches, [id, [results]]
         if len(parts) == 2:
-            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-            ordered = sorted(self.message_batches.values(), key=lambda b: b["_created"], reverse=True)
-            if "after_id" in params:
-                ids = [b["id"] for b in ordered]
-                ordered = ordered[ids.index(params["after_id"]) + 1:]
-            limit = int(params.get("limit", 20))
-            page = [self._public(b) for b in ordered[:limit]]
-            return 200, {"data": page, "has_more": len(ordered) > limit,
+            found, more = _page(sorted(self.message_batches.values(), key=lambda b: b["_created"], reverse=True),
+                                query, "after_id")
+            page = [self._public(b) for b in found]
+            return 200, {"data": page, "has_more": more,
                          "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None}, None
         batch = self.message_batches[parts[2]]
         if len(parts) == 4:
@@ -258,6 +250,16 @@ class BatchServer:
         file_id = f"file-{len(self.files) + 1}"
         self.files[file_id] = b"".join(orjson.dumps(i) + b"\n" for i in items)
         return file_id
+
+
+def _page(ordered: list[dict[str, Any]], query: str, after_name: str) -> tuple[list[dict[str, Any]], bool]:
+    """One page of a newest-first listing: ``limit`` items after the id named by ``after_name``."""
+    params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+    if after_name in params:
+        ids = [b["id"] for b in ordered]
+        ordered = ordered[ids.index(params[after_name]) + 1:]
+    limit = int(params.get("limit", 20))
+    return ordered[:limit], len(ordered) > limit
 
 
 def main() -> None:

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from winnow.batch.openai_api import TIMEOUT, BatchAPIError, _loopback
-from winnow.engine.transport import redact
+from winnow.batch.openai_api import BatchAPIError, _loopback, http_open
 
 __all__ = ["AnthropicBatches"]
 
@@ -45,18 +43,10 @@ class AnthropicBatches:
 
     def _open(self, method: str, url: str, payload: dict[str, Any] | None = None) -> Any:
         body = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(url, data=body, method=method)
-        request.add_header("x-api-key", self.key)
-        request.add_header("anthropic-version", VERSION)
+        headers = {"x-api-key": self.key, "anthropic-version": VERSION}
         if body is not None:
-            request.add_header("Content-Type", "application/json")
-        try:
-            return self._opener.open(request, timeout=TIMEOUT)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:500]
-            raise BatchAPIError(redact(f"{method} {url}: HTTP {exc.code}: {detail}", self.key), exc.code) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise BatchAPIError(redact(f"{method} {url}: cannot reach {self.base}: {exc}", self.key)) from None
+            headers["Content-Type"] = "application/json"
+        return http_open(self._opener, method, url, body, headers, self.key)
 
     def _json(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         with self._open(method, f"{self.base}{path}", payload) as response:

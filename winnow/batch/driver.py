@@ -115,7 +115,8 @@ class _Context:
                 raise ValueError("--batch needs a provider's batch API; the local judge has none (run it online)")
             self.runs.append(JudgeRun(judge, ModelConfig(model=model, api_base=rate.get("api_base"), api_key=api_key)))
         self.cache = cache
-        self.engine = Engine(cache, EngineSettings())
+        # --retry-failed: judgments cached as judge_failed are planned (sent) again
+        self.engine = Engine(cache, EngineSettings(retry_failed=bool(rate.get("retry_failed"))))
 
     def plan(self) -> Any:
         return self.engine.plan(self.samples, self.runs)
@@ -404,7 +405,8 @@ def _finish(job: Job, cache_dir: Path, api_key: str | None) -> Any:
     from winnow.api import rate
     from winnow.engine.config import EngineSettings
 
-    args = {k: v for k, v in job.rate.items() if k not in ("data", "judges", "model", "judge_specs", "max_cost")}
+    skip = ("data", "judges", "model", "judge_specs", "max_cost", "retry_failed")
+    args = {k: v for k, v in job.rate.items() if k not in skip}
     args["cache_dir"] = cache_dir
     args["api_key"] = api_key
     result = rate(job.rate["data"], judges_of(job.rate), job.rate["model"],

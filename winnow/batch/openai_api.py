@@ -51,17 +51,10 @@ class OpenAIBatches:
 
     # --------------------------------------------------------------------------- HTTP
     def _request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
-        request = urllib.request.Request(f"{self.base}{path}", data=body, method=method)
-        request.add_header("Authorization", f"Bearer {self.key}")
+        headers = {"Authorization": f"Bearer {self.key}"}
         if content_type:
-            request.add_header("Content-Type", content_type)
-        try:
-            return self._opener.open(request, timeout=TIMEOUT)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:500]
-            raise BatchAPIError(redact(f"{method} {path}: HTTP {exc.code}: {detail}", self.key), exc.code) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise BatchAPIError(redact(f"{method} {path}: cannot reach {self.base}: {exc}", self.key)) from None
+            headers["Content-Type"] = content_type
+        return http_open(self._opener, method, f"{self.base}{path}", body, headers, self.key)
 
     def _json(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         body = json.dumps(payload).encode() if payload is not None else None
@@ -114,6 +107,18 @@ class OpenAIBatches:
             for line in response:
                 if line.strip():
                     yield line
+
+
+def http_open(opener: Any, method: str, url: str, body: bytes | None, headers: dict[str, str], key: str) -> Any:
+    """Open ``url``; a refusal or an unreachable host is a ``BatchAPIError`` (key redacted)."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        return opener.open(request, timeout=TIMEOUT)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:500]
+        raise BatchAPIError(redact(f"{method} {url}: HTTP {exc.code}: {detail}", key), exc.code) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise BatchAPIError(redact(f"{method} {url}: cannot reach it: {exc}", key)) from None
 
 
 def _loopback(base: str) -> bool:

@@ -81,7 +81,7 @@ def rate(
             "api_base": api_base, "judge_models": parse_pairs(judge_model, "--judge-model") or None,
             "judge_options": options or None, "structured": structured, "on_bad_row": on_bad_row, "layout": layout,
             "column_map": parse_pairs(column_map, "--map") or None, "id_column": id_column, "side": side,
-            "limit": limit, "max_cost": max_cost,
+            "limit": limit, "max_cost": max_cost, "retry_failed": retry_failed,
         }, cache_dir=cache_dir, detach=detach, poll_seconds=poll_seconds, api_key=api_key, quiet=quiet)
         return
     with user_errors():
