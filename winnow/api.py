@@ -148,6 +148,24 @@ def _rejected_sides(
     return [(s, by_index[s.index]) for s in dataset.samples]
 
 
+def model_config(model: str, api_base: str | Sequence[str] | None, api_key: str | None,
+                 transport: str = "auto") -> ModelConfig:
+    """Where a judge's requests go: one ``api_base``, or several endpoints of one model, spread
+    by load, whose cache identity is the model (``winnow.engine.endpoints``)."""
+    if api_base is None or isinstance(api_base, str):
+        return ModelConfig(model=model, api_base=api_base, api_key=api_key, transport=transport)
+    urls = tuple(dict.fromkeys(u.rstrip("/") for u in api_base))
+    if len(urls) == 1:
+        return ModelConfig(model=model, api_base=urls[0], api_key=api_key, transport=transport)
+    from winnow.engine.endpoints import POOL_IDENTITY
+    from winnow.local.files import is_local_model
+
+    if is_local_model(model):
+        raise ValueError("--model local serves one local server: give at most one --api-base")
+    return ModelConfig(model=model, api_base=urls[0], api_key=api_key, transport=transport,
+                       key_api_base=POOL_IDENTITY, api_bases=urls)
+
+
 def check_inputs(judges: Sequence[Judge], samples: Sequence[Any], name: str) -> None:
     """Refuse, before any request, a judge that needs responses on rows that have none."""
     lacking = [s for s in samples if not s.has_response]
@@ -174,7 +192,7 @@ def rate(
     model: str,
     *,
     output: str | Path | None = None,
-    api_base: str | None = None,
+    api_base: str | Sequence[str] | None = None,
     api_key: str | None = None,
     judge_models: Mapping[str, str | ModelConfig] | None = None,
     judge_options: dict[str, Any] | None = None,
@@ -234,7 +252,7 @@ def rate(
             if isinstance(chosen, ModelConfig):
                 cfg = chosen
             else:
-                cfg = ModelConfig(model=chosen, api_base=api_base, api_key=api_key, transport=transport)
+                cfg = model_config(chosen, api_base, api_key, transport)
             waiting = _local_identity(cfg)
             if waiting is not None:
                 runs.append(JudgeRun(judge, waiting))

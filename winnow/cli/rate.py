@@ -15,7 +15,8 @@ def rate(
     judge: list[str] = typer.Option(..., "--judge", "-j", help="Judge name or path to judge.yaml/folder; repeatable."),
     model: str = typer.Option(..., "--model", "-m", help="litellm model string, e.g. openai/gpt-4o-mini, or 'local'."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Output file; format from its suffix."),
-    api_base: str | None = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible server."),
+    api_base: list[str] | None = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible server; "
+                                              "repeat it for several servers of one model (spread by load)."),
     api_key: str | None = typer.Option(None, "--api-key", help="API key (default: provider's env variable)."),
     judge_model: list[str] | None = typer.Option(None, "--judge-model", help="JUDGE=MODEL: a model per judge."),
     judge_option: list[str] | None = typer.Option(None, "--judge-option", help="KEY=VALUE option for judges."),
@@ -52,6 +53,10 @@ def rate(
 
     if on_bad_row not in ("fail", "skip"):
         fail("--on-bad-row must be fail or skip")
+    bases = list(dict.fromkeys(api_base or [])) or None  # several: one model's servers, spread by load
+    first_base = bases[0] if bases else None
+    if (batch or detach) and bases and len(bases) > 1:
+        fail("--batch sends to one provider: give one --api-base")
     options = {k: coerce(v) for k, v in parse_pairs(judge_option, "--judge-option").items()}
     if mode:
         options["mode"] = mode
@@ -66,7 +71,7 @@ def rate(
 
         with user_errors():
             est = estimate(
-                data, judge, model, api_base=api_base, judge_models=parse_pairs(judge_model, "--judge-model"),
+                data, judge, model, api_base=first_base, judge_models=parse_pairs(judge_model, "--judge-model"),
                 judge_options=options, structured=structured, cache_dir=cache_dir, use_cache=not no_cache,
                 on_bad_row=on_bad_row, layout=layout, column_map=parse_pairs(column_map, "--map") or None,
                 id_column=id_column, settings=settings, batch=batch,
@@ -78,7 +83,7 @@ def rate(
 
         run_batch({
             "data": str(data), "judges": list(judge), "model": model, "output": str(output) if output else None,
-            "api_base": api_base, "judge_models": parse_pairs(judge_model, "--judge-model") or None,
+            "api_base": first_base, "judge_models": parse_pairs(judge_model, "--judge-model") or None,
             "judge_options": options or None, "structured": structured, "on_bad_row": on_bad_row, "layout": layout,
             "column_map": parse_pairs(column_map, "--map") or None, "id_column": id_column, "side": side,
             "limit": limit, "max_cost": max_cost, "retry_failed": retry_failed,
@@ -86,7 +91,7 @@ def rate(
         return
     with user_errors():
         result = rate_api(
-            data, judge, model, output=output, api_base=api_base, api_key=api_key,
+            data, judge, model, output=output, api_base=bases, api_key=api_key,
             judge_models=parse_pairs(judge_model, "--judge-model"), judge_options=options,
             transport=transport, structured=structured, cache_dir=cache_dir, use_cache=not no_cache,
             on_bad_row=on_bad_row, layout=layout, column_map=parse_pairs(column_map, "--map") or None,

@@ -102,6 +102,7 @@ class OnlineCalls:
             api_base=jr.model.api_base,
             api_key=jr.model.api_key,
             timeout=self.settings.timeout,
+            endpoints=jr.model.api_bases,
         )
         sender = self.sender
         started = time.monotonic()

@@ -23,6 +23,9 @@ class ModelConfig:
     transport: str = "auto"  # auto | fast | litellm
     structured: bool | None = None  # None: judge default
     key_api_base: str | None = None
+    # several endpoints serving the model (``--api-base`` given more than once): requests are
+    # spread over them (winnow.engine.endpoints); ``api_base`` is the first
+    api_bases: tuple[str, ...] = ()
     # Why the server behind this model is gone (None while it is up), for servers winnow runs
     # itself: the engine polls it and stops the run at once when it returns an error.
     health: Callable[[], BaseException | None] | None = field(default=None, repr=False, compare=False)

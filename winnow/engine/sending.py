@@ -13,6 +13,7 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from winnow.engine.config import EngineSettings
+from winnow.engine.endpoints import EndpointPool
 from winnow.engine.limiter import Limiter
 from winnow.engine.ratelimit import RateLimits
 from winnow.engine.stats import RunStats
@@ -43,11 +44,33 @@ class Sender:
         stats.concurrency_limit = self.limiter.limit
         self._answered: set[str] = set()  # addresses that answered at least once this run
         self._refused: dict[str, int] = {}  # address -> failed connection attempts before that
+        self._pools: dict[tuple[str, ...], EndpointPool] = {}  # several endpoints of one model
+
+    def _pool(self, request: ChatRequest) -> EndpointPool | None:
+        if len(request.endpoints) < 2:
+            return None
+        pool = self._pools.get(request.endpoints)
+        if pool is None:
+            pool = self._pools[request.endpoints] = EndpointPool(request.endpoints)
+        return pool
+
+    def _where(self, request: ChatRequest) -> str:
+        """The address a connection failure is counted against: the pool counts as one."""
+        if len(request.endpoints) >= 2:
+            return "the endpoints " + ", ".join(request.endpoints)
+        return request.api_base or request.model
+
+    def _pause(self, request: ChatRequest, attempt: int, exc: BaseException | None) -> float:
+        """Seconds before the next attempt: none while another endpoint of the pool is healthy."""
+        pool = self._pool(request)
+        if pool is not None and request.api_base is not None and pool.other_healthy(request.api_base):
+            return 0.0
+        return self._backoff(attempt, exc)
 
     def _connect_failed(self, request: ChatRequest, exc: TransientError) -> None:
         """Count a failed connection; raise ``Unreachable`` once an address that never
         answered has refused ``UNREACHABLE_AFTER`` attempts (see ``Unreachable``)."""
-        where = request.api_base or request.model
+        where = self._where(request)
         if where in self._answered:
             return  # it answered before: a dropped connection is worth today's retries
         refused = self._refused[where] = self._refused.get(where, 0) + 1
@@ -77,11 +100,11 @@ class Sender:
         if settings.max_retries < 1:
             self.stats.request_failures += 1
             raise RequestFailed(f"no reply after {attempts} attempts: {first}") from None
-        await asyncio.sleep(self._backoff(1, first))
+        await asyncio.sleep(self._pause(request, 1, first))
 
         def wait(retry_state: Any) -> float:  # tenacity's attempt n is the run's attempt n + 1
             exc = retry_state.outcome.exception() if retry_state.outcome else None
-            return self._backoff(retry_state.attempt_number + 1, exc)
+            return self._pause(request, retry_state.attempt_number + 1, exc)
 
         try:
             async for attempt in AsyncRetrying(
@@ -114,24 +137,37 @@ class Sender:
         epoch = await limiter.acquire()
         used: int | None = None
         estimate = 0
+        pool = self._pool(request)
+        url = None
         try:
             if route is not None:
                 estimate = await route.acquire(request.messages, request.params.get("max_tokens"))
+            if pool is not None:
+                url = request.api_base = pool.pick()
+                pool.started(url)
             self.stats.requests += 1
             reply = await transport.complete(request)
             used = reply.usage.total
+            if pool is not None and url is not None:
+                pool.succeeded(url)
         except TransientError as exc:
+            if pool is not None and url is not None:
+                pool.failed(url)
             if exc.status == 429:
                 limiter.rate_limited(exc.retry_after, epoch)
                 self.stats.concurrency_limit = limiter.limit
             elif exc.connect_failed:
                 self._connect_failed(request, exc)
             raise
+        except BaseException:
+            if pool is not None and url is not None:
+                pool.inflight[url] -= 1  # cancelled or fatal: not a verdict on the endpoint
+            raise
         finally:
             limiter.release()
             if route is not None:
                 route.settle(estimate, used)
-        self._answered.add(request.api_base or request.model)
+        self._answered.add(self._where(request))
         limiter.succeeded(epoch)
         self.stats.concurrency_limit = limiter.limit
         return reply

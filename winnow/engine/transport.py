@@ -26,6 +26,7 @@ class ChatRequest:
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout: float = 120.0
+    endpoints: tuple[str, ...] = ()  # several servers of one model: the sender picks ``api_base``
 
 
 class TransportError(Exception):
