@@ -6,6 +6,7 @@ Each command lives in its own module and imports what it needs inside its body.
 from __future__ import annotations
 
 from winnow.cli import agree as _agree  # noqa: F401
+from winnow.cli import audit as _audit  # noqa: F401
 from winnow.cli import batch as _batch  # noqa: F401
 from winnow.cli import cache as _cache  # noqa: F401
 from winnow.cli import compare as _compare  # noqa: F401

@@ -1,0 +1,160 @@
+"""``stability``: ask the judge again and see how much of the subset survives (issue 19 item 2).
+
+AlpaGasus keeps rows at 4.5 and above; if the judge gives a row 4.5 today and 4.0 tomorrow, the
+threshold selects noise.  This re-judges a random sample ``repeats`` times and reports
+test-retest agreement (Spearman and exact agreement with the original judgment), the per-row
+spread of scores, and the share of originally selected rows that stay selected, with bootstrap
+95% intervals.  Each repeat is a judge whose fingerprint carries the repeat number: its requests
+are the original's, byte for byte, but its cache keys differ, so repeats are cached (a second
+call sends nothing) and never taken for the original judgment.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from winnow.judges.base import Judge, combine_fingerprint
+
+__all__ = ["StabilityReport", "repeated", "stability"]
+
+DEFAULT_THRESHOLDS = {"alpagasus": 4.5}  # methods.md 1.4
+
+
+def repeated(judge: Judge, repeat: int, temperature: float | None = None) -> Judge:
+    """``judge`` asked again: the same requests (``temperature`` aside), another cache identity."""
+    fingerprint = combine_fingerprint(judge.fingerprint, f"repeat-{repeat}", temperature)
+    cls = type(judge)
+    repeat_cls = type(f"{cls.__name__}Repeat{repeat}", (cls,), {"fingerprint": property(lambda self: fingerprint)})
+    clone: Judge = object.__new__(repeat_cls)
+    clone.__dict__.update(judge.__dict__)
+    clone.__dict__.pop("_flat_names", None)
+    clone.params = dict(judge.params)
+    if temperature is not None:
+        clone.params["temperature"] = temperature
+    return clone
+
+
+@dataclass
+class StabilityReport:
+    judge: str
+    sampled: int
+    repeats: int
+    threshold: float | None
+    requests: int
+    figures: dict[str, float | None]
+    intervals: dict[str, tuple[float, float] | None]
+    failed_repeats: int = 0
+    per_repeat: list[dict[str, float | None]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.judge}: {self.sampled} rows judged again {self.repeats} times "
+               f"({self.requests} requests sent this call; {self.failed_repeats} repeat judgments failed)"]
+        for name, value in self.figures.items():
+            ci = self.intervals.get(name)
+            shown = "undefined" if value is None else f"{value:.4f}"
+            out.append(f"  {name}: {shown}" + (f"  95% CI [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
+        if self.threshold is not None:
+            out.append(f"  (selection at score >= {self.threshold:g})")
+        return out
+
+
+def stability(
+    data: str | Path,
+    judge: str,
+    model: str,
+    *,
+    sample: int = 200,
+    repeats: int = 3,
+    threshold: float | None = None,
+    temperature: float | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    judge_options: Mapping[str, Any] | None = None,
+    cache_dir: str | Path | None = None,
+    settings: Any = None,
+    seed: int = 0,
+    resamples: int = 1000,
+) -> StabilityReport:
+    """Re-judge a random sample of ``data`` (a judged file) ``repeats`` times and measure it."""
+    import numpy as np
+    from scipy import stats
+
+    from winnow.api import make_judges, model_config, open_cache
+    from winnow.audit.agree import _interval
+    from winnow.data import load
+    from winnow.engine.config import EngineSettings, JudgeRun
+    from winnow.engine.runner import Engine
+    from winnow.engine.stats import RunStats
+    from winnow.local.files import is_local_model
+
+    if repeats < 1 or sample < 1:
+        raise ValueError("--sample and --repeats must be at least 1")
+    if is_local_model(model):
+        raise ValueError("stability audits an API judge; for the local judge, serve it (winnow serve-local) and "
+                         "pass --model local --api-base URL")
+    (base,) = make_judges([judge], model, dict(judge_options or {}), None)
+    column, status = f"{base.name}_score", f"{base.name}_status"
+    dataset = load(data)
+    eligible = [s for s in dataset.samples if s.row.get(status, "ok") == "ok"
+                and isinstance(s.row.get(column), int | float) and not isinstance(s.row.get(column), bool)]
+    if len(eligible) < 3:
+        raise ValueError(f"{data}: {len(eligible)} rows with an ok '{column}'; rate them first")
+    chosen = sorted(random.Random(seed).sample(eligible, min(sample, len(eligible))), key=lambda s: s.index)
+    original = np.asarray([float(s.row[column]) for s in chosen])
+    cfg = model_config(model, api_base, api_key)
+    runs = [JudgeRun(repeated(base, r, temperature), cfg) for r in range(1, repeats + 1)]
+    run_stats = RunStats()
+    with open_cache(cache_dir) as cache:
+        verdicts = Engine(cache, settings or EngineSettings(), run_stats).run(chosen, runs)
+    again = np.full((repeats, len(chosen)), np.nan)
+    failed = 0
+    for r, row in enumerate(verdicts):
+        for i, verdict in enumerate(row):
+            value = verdict.values.get("score") if verdict.status == "ok" else None
+            if isinstance(value, int | float):
+                again[r, i] = float(value)
+            else:
+                failed += 1
+    tau = threshold if threshold is not None else DEFAULT_THRESHOLDS.get(base.name)
+    figures, intervals, per_repeat = _measure(original, again, tau, resamples, seed, stats, np, _interval)
+    return StabilityReport(base.name, len(chosen), repeats, tau, run_stats.requests, figures, intervals, failed,
+                           per_repeat)
+
+
+def _measure(original: Any, again: Any, tau: float | None, resamples: int, seed: int, stats: Any, np: Any,
+             interval: Any) -> tuple[dict[str, float | None], dict[str, tuple[float, float] | None], list[Any]]:
+    def spearman(a: Any, b: Any) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)
+            return float(stats.spearmanr(a, b, nan_policy="omit").statistic)
+
+    mean_repeat = np.nanmean(again, axis=0)
+    figures: dict[str, float | None] = {}
+    intervals: dict[str, tuple[float, float] | None] = {}
+
+    def put(name: str, fn: Any, x: Any, y: Any) -> None:
+        value = fn(x, y)
+        figures[name] = None if math.isnan(value) else value
+        intervals[name] = interval(fn, x, y, resamples, seed) if figures[name] is not None else None
+
+    exact = np.nanmean(again == original[None, :], axis=0)  # per row: share of repeats equal to the original
+    put("test-retest Spearman (original vs mean of repeats)", spearman, original, mean_repeat)
+    put("exact agreement with the original", lambda a, b: float(np.mean(b)), original, exact)
+    spread = np.nanstd(np.vstack([original[None, :], again]), axis=0)
+    put("per-row spread (std of original + repeats)", lambda a, b: float(np.mean(b)), original, spread)
+    per_repeat = [{"spearman": spearman(original, again[r])} for r in range(again.shape[0])]
+    if tau is not None:
+        selected = original >= tau
+        if selected.any():
+            kept = np.nanmean(again[:, selected] >= tau, axis=0)  # per selected row: share of repeats kept
+            put("selected rows that stay selected", lambda a, b: float(np.mean(b)), original[selected], kept)
+        else:
+            figures["selected rows that stay selected"] = None
+            intervals["selected rows that stay selected"] = None
+    return figures, intervals, per_repeat

@@ -1,0 +1,74 @@
+"""``winnow audit bias|stability``: can this judge be trusted? (``agree`` compares with labels)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from winnow.cli.app import app, coerce, fail, parse_pairs, user_errors
+
+audit_app = typer.Typer(help="Judge audits: bias (what scores move with), stability (judge again).",
+                        no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("bias")
+def bias(
+    data: Path = typer.Argument(..., help="A judged file (the output of winnow rate)."),
+    judge: str = typer.Option(..., "--judge", "-j", help="The judge whose scores are audited."),
+    source_column: str | None = typer.Option(None, "--source-column", help="Column naming the model that wrote "
+                                             "each response: mean score per source (self-preference)."),
+    resamples: int = typer.Option(1000, "--resamples", min=0),
+) -> None:
+    """Score against response length, instruction length, turns and row position; by source model."""
+    from winnow.audit.bias import bias_report
+    from winnow.data import load
+
+    with user_errors():
+        report = bias_report(load(data).samples, judge.replace("-", "_"), source_column=source_column,
+                             resamples=resamples)
+    typer.echo("\n".join(report.lines()))
+
+
+@audit_app.command("stability")
+def stability(
+    data: Path = typer.Argument(..., help="A judged file (the output of winnow rate)."),
+    judge: str = typer.Option(..., "--judge", "-j", help="The judge to ask again."),
+    model: str = typer.Option(..., "--model", "-m", help="The judge's model, as for rate."),
+    api_base: str | None = typer.Option(None, "--api-base"),
+    api_key: str | None = typer.Option(None, "--api-key"),
+    judge_option: list[str] | None = typer.Option(None, "--judge-option", help="KEY=VALUE, as for rate."),
+    sample: int = typer.Option(200, "--sample", min=1, help="Rows to judge again (a seeded random sample)."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="How many times each."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Selection threshold (AlpaGasus: 4.5)."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Default: the judge's own (0)."),
+    seed: int = typer.Option(0, "--seed"),
+    concurrency: int = typer.Option(32, "--concurrency", "-c", min=1),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Price it; send nothing."),
+) -> None:
+    """Judge a sample again: test-retest agreement, per-row spread, and the share of the selected
+    rows that stay selected, with bootstrap 95% intervals.  Repeats are cached."""
+    from winnow.engine import EngineSettings
+
+    options = {k: coerce(v) for k, v in parse_pairs(judge_option, "--judge-option").items()}
+    if dry_run:
+        from winnow.audit.costs import estimate
+
+        with user_errors():
+            est = estimate(data, [judge], model, api_base=api_base, judge_options=options, use_cache=False)
+        share = min(sample, est.rows) / est.rows if est.rows else 0.0
+        calls = round(est.calls * share) * repeats
+        typer.echo(f"dry run: {calls} calls ({min(sample, est.rows)} rows x {repeats} repeats), "
+                   f"~${est.cost * share * repeats:.4f}; nothing was sent")
+        return
+    from winnow.audit.stability import stability as stability_api
+
+    with user_errors():
+        report = stability_api(data, judge, model, sample=sample, repeats=repeats, threshold=threshold,
+                               temperature=temperature, api_base=api_base, api_key=api_key, judge_options=options,
+                               cache_dir=cache_dir, settings=EngineSettings(concurrency=concurrency), seed=seed)
+    if report.sampled == 0:
+        fail("no row to judge again")
+    typer.echo("\n".join(report.lines()))
