@@ -99,3 +99,43 @@ def test_bias_finds_a_length_bias_and_a_flat_row_order(write_jsonl, tmp_path):
                                       "--source-column", "source", "--resamples", "100"])
     assert result.exit_code == 0 and "score vs response length" in result.output
     assert "a relation: scores move with it" in result.output
+
+
+def test_the_report_shows_the_trust_section_in_headless_chromium(alpaca_rows, write_jsonl, tmp_path):
+    """agree and stability JSON into `winnow report --trust`; the section's plots and verdict render."""
+    import re
+
+    from tests.test_report_browser import _chromium
+    from winnow.api import rate
+
+    responder, _asked, _flips = _noisy_server()
+    data = write_jsonl([dict(r, human=5 if i % 3 else 2) for i, r in enumerate(alpaca_rows[:60])])
+    with FakeServer(responder=responder) as server:
+        judged = tmp_path / "judged.jsonl"
+        rate(data, ["alpagasus"], MODEL, api_base=server.url, cache_dir=tmp_path / "c", output=judged)
+        runner = CliRunner()
+        stab = runner.invoke(app, ["audit", "stability", str(judged), "--judge", "alpagasus", "--model", MODEL,
+                                   "--api-base", server.url, "--sample", "30", "--repeats", "2", "--json",
+                                   "--cache-dir", str(tmp_path / "c")])
+        assert stab.exit_code == 0, stab.output
+    agr = CliRunner().invoke(app, ["agree", str(judged), "--judge", "alpagasus", "--labels", "human",
+                                   "--threshold", "4.5", "--json", "--resamples", "100"])
+    assert agr.exit_code == 0, agr.output
+    (tmp_path / "stability.json").write_text(stab.output)
+    (tmp_path / "agree.json").write_text(agr.output)
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", str(judged), "-o", str(out), "--no-cache",
+                                      "--trust", str(tmp_path / "stability.json"),
+                                      "--trust", str(tmp_path / "agree.json")])
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "Can this judge be trusted?" in html and 'class="verdict"' in html
+    assert "selected rows that stay selected" in html and "Agreement matrix" in html
+    assert "score against response length" in html and "Rules: a length bias" in html
+    dom = _chromium(tmp_path, "--dump-dom", out.as_uri())
+    assert dom.returncode == 0 and 'data-ready="1"' in dom.stdout, dom.stderr[-2000:]
+    section = dom.stdout[dom.stdout.index('id="trust"'):]
+    assert len(re.findall(r'class="mark point"', section)) >= 50  # scores against length, one dot a row
+    assert len(re.findall(r'class="mark bar"', section)) >= 2  # stay selected / drop out
+    assert re.search(r"<h3>alpagasus: <span class=\"verdict\">(trust|use with care|do not trust)</span></h3>",
+                     section)

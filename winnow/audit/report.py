@@ -8,7 +8,7 @@ cost and provenance; it never calls a model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -20,6 +20,7 @@ from winnow.audit import report_data as rd
 from winnow.audit.agreement import scale_for
 from winnow.audit.compare import row_text
 from winnow.audit.svg import bar_chart, line_chart, scatter_chart
+from winnow.audit.trust_section import trust_section
 
 __all__ = ["write_report"]
 
@@ -300,6 +301,8 @@ def write_report(
     output: str | Path,
     sample_ids: Sequence[str] | None = None,
     title: str = "winnow report",
+    samples: Sequence[Any] | None = None,
+    trust: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write the report and return its path.
 
@@ -307,7 +310,9 @@ def write_report(
     order; ``judges``: judge names whose columns to show; ``settings``: pipeline settings shown
     verbatim; ``cache``: an open JudgmentCache for tokens, cost and provenance (restricted to
     ``sample_ids`` when given); ``compare``: {judge: ``compare_rows`` report} to show the
-    agreement and both models' distributions side by side.
+    agreement and both models' distributions side by side.  ``samples`` (the pool's, aligned
+    with ``pool_rows``) let the trust section measure length bias; ``trust``: {judge: {"agreement":
+    ..., "stability": ...}} as ``winnow agree --json`` / ``winnow audit stability --json`` write them.
     """
     from winnow import __version__
 
@@ -327,6 +332,7 @@ def write_report(
         _tags(pool, selected),
         _deita(pool, selected),
         _examples(pool, selected, judge_list),
+        trust_section(samples, judge_list, trust),
         _failures(pool, judge_list),
         _costs(cache, judge_list, sample_ids),
         "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in settings.items()]),

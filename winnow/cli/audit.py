@@ -47,6 +47,7 @@ def stability(
     concurrency: int = typer.Option(32, "--concurrency", "-c", min=1),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Price it; send nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (for winnow report --trust)."),
 ) -> None:
     """Judge a sample again: test-retest agreement, per-row spread, and the share of the selected
     rows that stay selected, with bootstrap 95% intervals.  Repeats are cached."""
@@ -71,4 +72,9 @@ def stability(
                                cache_dir=cache_dir, settings=EngineSettings(concurrency=concurrency), seed=seed)
     if report.sampled == 0:
         fail("no row to judge again")
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps(report.__dict__, option=orjson.OPT_INDENT_2).decode())
+        return
     typer.echo("\n".join(report.lines()))

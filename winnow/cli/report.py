@@ -20,6 +20,22 @@ def detect_judges(rows: list[dict[str, Any]]) -> list[str]:
     return list(found)
 
 
+def _trust_inputs(paths: list[Path]) -> dict[str, dict[str, object]]:
+    """{judge: {"agreement" | "stability": report}} from the JSON files of agree / audit stability."""
+    import json
+
+    out: dict[str, dict[str, object]] = {}
+    for path in paths:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if "labels_column" in data:
+            out.setdefault(str(data["score_column"]).rsplit("_", 1)[0], {})["agreement"] = data
+        elif "repeats" in data:
+            out.setdefault(str(data["judge"]), {})["stability"] = data
+        else:
+            fail(f"{path}: not the JSON of `winnow agree --json` or `winnow audit stability --json`")
+    return out
+
+
 @app.command()
 def report(
     files: list[Path] = typer.Argument(None, help="Judged file(s); two files are compared side by side."),
@@ -37,6 +53,8 @@ def report(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read tokens and cost from the cache."),
     layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
+    trust: list[Path] | None = typer.Option(None, "--trust", help="JSON of `winnow agree --json` or `winnow audit "
+                                            "stability --json`, shown in 'Can this judge be trusted?'; repeatable."),
 ) -> None:
     """Score distributions, tags, DEITA scatter, examples, failures, cost and provenance in one HTML file."""
     from winnow.audit.compare import compare_rows
@@ -85,6 +103,8 @@ def report(
         except CacheError as exc:
             err(f"warning: no cache figures ({exc})")
     try:
+        from winnow.data import load
+
         write_report(
             pool_rows,
             selected_rows,
@@ -94,6 +114,8 @@ def report(
             compare=compare,
             output=output,
             sample_ids=ids,
+            samples=load(pool_path, layout=layout).samples,
+            trust=_trust_inputs(trust or []),
         )
     finally:
         if cache is not None:
