@@ -85,7 +85,7 @@ def test_bias_finds_a_length_bias_and_a_flat_row_order(write_jsonl, tmp_path):
         length = 20 + (i * 37) % 400
         rows.append({"instruction": f"Question {i}?", "input": "", "output": "x" * length,
                      "alpagasus_score": round(min(5.0, 1.0 + length / 100), 1), "alpagasus_status": "ok",
-                     "source": "model-a" if i % 2 else "model-b"})
+                     "source": "gpt-4o-2024-08-06" if i % 2 else "claude-3-5-sonnet"})
     rows.append({"instruction": "failed", "input": "", "output": "y", "alpagasus_score": None,
                  "alpagasus_status": "judge_failed", "source": "model-a"})
     samples = load(write_jsonl(rows)).samples
@@ -94,10 +94,13 @@ def test_bias_finds_a_length_bias_and_a_flat_row_order(write_jsonl, tmp_path):
     assert rho is not None and rho > 0.95 and ci[0] > 0.9  # the judge rewards length
     position, _ = report.correlations["row position"]
     assert position is not None and abs(position) < 0.3
-    assert report.left_out == 1 and set(report.by_source) == {"model-a", "model-b"}
+    assert report.left_out == 1 and set(report.by_source) == {"gpt-4o-2024-08-06", "claude-3-5-sonnet"}
     result = CliRunner().invoke(app, ["audit", "bias", str(write_jsonl(rows, "b.jsonl")), "--judge", "alpagasus",
-                                      "--source-column", "source", "--resamples", "100"])
+                                      "--source-column", "source", "--resamples", "100",
+                                      "--judge-model", "openai/gpt-4o-mini"])
     assert result.exit_code == 0 and "score vs response length" in result.output
+    own = [line for line in result.output.splitlines() if "self-preference" in line]
+    assert len(own) == 1 and "gpt-4o-2024-08-06" in own[0]
     assert "a relation: scores move with it" in result.output
 
 

@@ -1,10 +1,10 @@
-"""Agreement statistics between two judges' scores, in plain numpy.
+"""Agreement statistics between two judges' scores.
 
-Why hand-written: scipy/sklearn would be a heavy dependency for five formulas, and writing
-them out pins the exact variants used (methods.md section 4 "judge reliability"):
-Spearman's rho with average ranks for ties, Kendall's tau-b (tie-corrected), and Cohen's
-kappa with quadratic weights over the judge's own score bins.  numpy is imported inside the
-functions (CLI start-up stays light).
+The rank correlations are scipy.stats' (Spearman's rho with average ranks for ties, Kendall's
+tau-b): measured equal to this module's earlier hand-written versions to 1e-16 and far faster
+(Kendall: 2.1 ms instead of 464 ms on 9,229 rows).  Cohen's kappa with quadratic weights over the
+judge's own score bins stays hand-written: scipy has none (methods.md section 4 "judge
+reliability").  numpy and scipy are imported inside the functions (CLI start-up stays light).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ __all__ = [
     "jaccard",
     "kendall_tau_b",
     "quadratic_kappa",
-    "rankdata",
     "scale_for",
     "spearman",
 ]
@@ -63,69 +62,34 @@ def exact_agreement(a: Sequence[int], b: Sequence[int]) -> float | None:
     return sum(1 for x, y in zip(a, b, strict=True) if x == y) / len(a)
 
 
-def rankdata(values: Sequence[float]) -> Any:
-    """Ranks 1..n, ties given the average of the ranks they span (as scipy's 'average')."""
-    import numpy as np
+def _scipy_stat(fn: Any, a: Sequence[float], b: Sequence[float]) -> float | None:
+    """A scipy.stats correlation; None where it is undefined (a constant side, fewer than 2)."""
+    import warnings
 
-    x = np.asarray(values, dtype=float)
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), dtype=float)
-    sorted_x = x[order]
-    i = 0
-    n = len(x)
-    while i < n:
-        j = i
-        while j + 1 < n and sorted_x[j + 1] == sorted_x[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
+    from scipy import stats
 
-
-def _pearson(x: Any, y: Any) -> float | None:
-    import numpy as np
-
-    dx, dy = x - x.mean(), y - y.mean()
-    denom = math.sqrt(float(np.dot(dx, dx)) * float(np.dot(dy, dy)))
-    if denom == 0.0:
-        return None  # a constant column: correlation undefined
-    return float(np.dot(dx, dy)) / denom
+    if len(a) < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        value = float(fn(a, b).statistic)
+    return None if math.isnan(value) else value
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Spearman's rho: Pearson correlation of average ranks; None if either side is constant."""
-    if len(a) < 2:
-        return None
-    return _pearson(rankdata(a), rankdata(b))
+    """Spearman's rho with average ranks for ties (scipy.stats.spearmanr: measured equal to the
+    hand-written version to 1e-16, and twice as fast on 9,229 rows)."""
+    from scipy import stats
+
+    return _scipy_stat(stats.spearmanr, a, b)
 
 
-def kendall_tau_b(a: Sequence[float], b: Sequence[float], chunk: int = 256) -> float | None:
-    """Kendall's tau-b = (C - D) / sqrt((n0 - n1)(n0 - n2)), ties corrected.
+def kendall_tau_b(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Kendall's tau-b, tie-corrected (scipy.stats.kendalltau: equal to the O(n^2) hand-written
+    version to 1e-16, and 2.1 ms instead of 464 ms on 9,229 rows)."""
+    from scipy import stats
 
-    Pairwise signs in row chunks: O(n^2) time but O(chunk * n) memory, a second or so for
-    10k rows, which is the size of a judged pool.
-    """
-    import numpy as np
-
-    n = len(a)
-    if n < 2:
-        return None
-    x = np.asarray(a, dtype=float)
-    y = np.asarray(b, dtype=float)
-    s = 0.0
-    for start in range(0, n, chunk):
-        sx = np.sign(x[start : start + chunk, None] - x[None, :])
-        sy = np.sign(y[start : start + chunk, None] - y[None, :])
-        s += float((sx * sy).sum())
-    s /= 2.0  # every unordered pair was counted twice
-    n0 = n * (n - 1) / 2.0
-
-    def tied_pairs(v: Any) -> float:
-        _, counts = np.unique(v, return_counts=True)
-        return float((counts * (counts - 1) / 2.0).sum())
-
-    denom = math.sqrt((n0 - tied_pairs(x)) * (n0 - tied_pairs(y)))
-    return s / denom if denom else None
+    return _scipy_stat(stats.kendalltau, a, b)
 
 
 def confusion_matrix(a: Sequence[int], b: Sequence[int], k: int) -> list[list[int]]:

@@ -20,6 +20,14 @@ from typing import Any
 __all__ = ["BiasReport", "bias_report"]
 
 FLAT = 0.1  # |rho| below this reads as no relation, in the plain-words lines
+FAMILIES = ("gpt", "claude", "llama", "qwen", "mixtral", "mistral", "gemini", "gemma", "deepseek", "phi", "command",
+            "granite", "smollm", "yi", "falcon", "vicuna")
+
+
+def family(model: str | None) -> str | None:
+    """The model family a name belongs to (``openai/gpt-4o-mini`` -> gpt), for self-preference."""
+    name = (model or "").lower().rsplit("/", 1)[-1]
+    return next((f for f in FAMILIES if name.startswith(f) or f"-{f}" in name), None)
 
 
 @dataclass
@@ -30,6 +38,7 @@ class BiasReport:
     correlations: dict[str, tuple[float | None, tuple[float, float] | None]]  # name -> (rho, 95% CI)
     by_source: dict[str, tuple[int, float, tuple[float, float] | None]] = field(default_factory=dict)
     points: list[tuple[float, float]] = field(default_factory=list)  # (response length, score), for the plot
+    judge_family: str | None = None
 
     def lines(self) -> list[str]:
         failed = f" ({self.left_out} failed, left out)" if self.left_out else ""
@@ -40,7 +49,9 @@ class BiasReport:
             out.append(f"  score vs {name}: Spearman {shown}{interval}{_reading(rho, ci)}")
         for source, (n, mean, ci) in sorted(self.by_source.items()):
             interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
-            out.append(f"  source {source}: mean score {mean:.2f}{interval} over {n} rows")
+            own = "  (the judge's own family: self-preference shows here)" if (
+                self.judge_family and family(source) == self.judge_family) else ""
+            out.append(f"  source {source}: mean score {mean:.2f}{interval} over {n} rows{own}")
         return out
 
 
@@ -61,7 +72,8 @@ def _lengths(row: dict[str, Any], sample: Any) -> tuple[int, int, int]:
 
 
 def bias_report(samples: Sequence[Any], judge: str, *, score_column: str | None = None,
-                source_column: str | None = None, resamples: int = 1000, seed: int = 0) -> BiasReport:
+                source_column: str | None = None, resamples: int = 1000, seed: int = 0,
+                judge_model: str | None = None) -> BiasReport:
     import numpy as np
     from scipy import stats
 
@@ -115,4 +127,4 @@ def bias_report(samples: Sequence[Any], judge: str, *, score_column: str | None 
             ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
         by_source[source] = (len(arr), float(arr.mean()), ci)
     points = list(zip(features["response length"], scores, strict=True))
-    return BiasReport(judge, len(scores), left_out, correlations, by_source, points)
+    return BiasReport(judge, len(scores), left_out, correlations, by_source, points, family(judge_model))

@@ -20,6 +20,8 @@ def bias(
     source_column: str | None = typer.Option(None, "--source-column", help="Column naming the model that wrote "
                                              "each response: mean score per source (self-preference)."),
     resamples: int = typer.Option(1000, "--resamples", min=0),
+    judge_model: str | None = typer.Option(None, "--judge-model", help="The judge's model: sources of its "
+                                           "family are marked (self-preference)."),
 ) -> None:
     """Score against response length, instruction length, turns and row position; by source model."""
     from winnow.audit.bias import bias_report
@@ -27,7 +29,7 @@ def bias(
 
     with user_errors():
         report = bias_report(load(data).samples, judge.replace("-", "_"), source_column=source_column,
-                             resamples=resamples)
+                             resamples=resamples, judge_model=judge_model)
     typer.echo("\n".join(report.lines()))
 
 
