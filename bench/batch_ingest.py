@@ -44,12 +44,14 @@ def main() -> None:
     driver._ingest = timed  # type: ignore[assignment]
     with BatchServer() as server:
         start = time.perf_counter()
-        outcome = driver.submit({"data": str(data), "judges": ["alpagasus"], "model": MODEL, "api_base": server.url,
-                                 "output": str(work / "out.jsonl")}, cache_dir=work / "cache", poll_seconds=0.01)
+        rate_args = {"data": str(data), "judges": ["alpagasus"], "model": MODEL, "api_base": server.url,
+                     "output": str(work / "out.jsonl")}
+        outcome = driver.submit(rate_args, cache_dir=work / "cache", poll_seconds=0.01)
         total = time.perf_counter() - start
     assert outcome.done
     n = len(rows)
-    print(f"{n} rows: whole batch job {total:.1f} s; ingest {spent['ingest']:.2f} s = {n / spent['ingest']:,.0f} rows/s")
+    rate = n / spent["ingest"]
+    print(f"{n} rows: whole batch job {total:.1f} s; ingest {spent['ingest']:.2f} s = {rate:,.0f} rows/s")
     online = estimate(data, ["alpagasus"], MODEL, cache_dir=work / "empty")
     batch = estimate(data, ["alpagasus"], MODEL, cache_dir=work / "empty", batch=True)
     print(f"dry run, {MODEL}: online ${online.cost:.4f}, batch ${batch.cost:.4f} "
