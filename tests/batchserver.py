@@ -45,6 +45,7 @@ class BatchServer:
         self.created: Counter[str] = Counter()
         self.online = 0  # chat completions answered online
         self.message_batches: dict[str, dict[str, Any]] = {}
+        self.api_versions: set[str] = set()  # Azure's api-version query values seen
         self.lock = threading.Lock()
         self._chat = FakeServer()  # never started: only its reply builder is used
         self._port = port
@@ -90,7 +91,8 @@ class BatchServer:
 
     # ------------------------------------------------------------------ the API
     def post(self, path: str, body: bytes, content_type: str) -> tuple[int, Any]:
-        path = path.split("?")[0].removeprefix("/v1")
+        self._note_version(path)
+        path = path.split("?")[0].removeprefix("/v1").removeprefix("/openai")  # OpenAI's, or Azure's paths
         with self.lock:
             if path == "/files":
                 message = BytesParser(policy=HTTP).parsebytes(
@@ -136,8 +138,9 @@ class BatchServer:
         return 404, {"error": {"message": f"no route {path}"}}
 
     def get(self, path: str) -> tuple[int, Any, bytes | None]:
+        self._note_version(path)
         route, _, query = path.partition("?")
-        route = route.removeprefix("/v1")
+        route = route.removeprefix("/v1").removeprefix("/openai")
         with self.lock:
             if route.startswith("/messages/batches"):
                 return self._anthropic_get(route, query)
@@ -179,6 +182,10 @@ class BatchServer:
             batch["error_file_id"] = self._store(errors)
         batch["status"] = status
         batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(errors)}
+
+    def _note_version(self, path: str) -> None:
+        if "api-version=" in path:
+            self.api_versions.add(path.split("api-version=", 1)[1].split("&")[0])
 
     # ------------------------------------------------------------------ Anthropic Message Batches
     def _anthropic_create(self, request: dict[str, Any]) -> dict[str, Any]:

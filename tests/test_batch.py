@@ -351,3 +351,18 @@ def test_the_enqueued_token_limit_queues_the_next_chunks(alpaca_rows, write_json
         assert refused and all(b["errors"]["data"][0]["code"] == "token_limit_exceeded" for b in refused)
         assert len(server.answered) == 40 and max(server.answered.values()) == 1  # each request paid once
     assert all(r["alpagasus_status"] == "ok" for r in _lines(tmp_path / "out.jsonl"))
+
+
+def test_azure_batches(alpaca_rows, write_jsonl, tmp_path):
+    data = write_jsonl(alpaca_rows[:12])
+    with BatchServer() as server:
+        resource = server.url.removesuffix("/v1")  # Azure: https://RESOURCE.openai.azure.com
+        outcome = submit({**_rate_args(data, resource, tmp_path / "out.jsonl"), "model": "azure/judge-deployment"},
+                         cache_dir=tmp_path / "c", poll_seconds=0.05, api_key="azure-key-123456789")
+        assert outcome.done and outcome.job.provider == "azure"
+        assert server.api_versions == {"2024-10-21"} and max(server.created.values()) == 1
+        (batch,) = server.batches.values()
+        assert batch["endpoint"] == "/chat/completions"
+        line = json.loads(server.files[batch["input_file_id"]].splitlines()[0])
+        assert line["url"] == "/chat/completions" and line["body"]["model"] == "judge-deployment"
+    assert all(r["alpagasus_status"] == "ok" for r in _lines(tmp_path / "out.jsonl"))

@@ -31,6 +31,7 @@ DEFAULT_MAX_TOKENS = 1024
 
 class AnthropicBatches:
     provider = "anthropic"
+    endpoint = "/v1/messages"
     max_requests = 100_000
     max_bytes = 256 * 1024 * 1024
     needs_upload = False

@@ -34,7 +34,6 @@ __all__ = ["BATCH_DISCOUNT", "BatchAPIError", "BatchOutcome", "cancel", "collect
 # provider, the journal does not know it yet), "ingest:N" (N result lines cached).
 FAULT_ENV = "WINNOW_FAULT_KILL_AT"
 BATCH_DISCOUNT = 0.5  # OpenAI and Anthropic batches cost half the online price
-ENDPOINT = "/v1/chat/completions"
 MAX_ROUNDS = 64
 QUEUED = "queued (enqueued-token limit)"
 INGEST_GROUP = 500  # result lines cached per transaction
@@ -59,17 +58,24 @@ def _client_class(provider: str) -> Any:
         from winnow.batch.anthropic_api import AnthropicBatches
 
         return AnthropicBatches
+    if provider == "azure":
+        from winnow.batch.openai_api import AzureBatches
+
+        return AzureBatches
     return OpenAIBatches
 
 
 def provider_for(rate: dict[str, Any]) -> str:
     """``anthropic`` when every judge's model is an ``anthropic/`` one, else the OpenAI API
     (OpenAI, Azure-style gateways, vLLM, any --api-base serving /v1/files and /v1/batches)."""
-    models = {rate["model"], *((rate.get("judge_models") or {}).values())}
-    anthropic = {m for m in models if m and str(m).startswith("anthropic/")}
-    if anthropic and anthropic != {m for m in models if m}:
-        raise ValueError("--batch sends a job to one provider: give every judge an anthropic/ model, or none")
-    return "anthropic" if anthropic else "openai"
+    models = {str(m) for m in (rate["model"], *((rate.get("judge_models") or {}).values())) if m}
+    for provider in ("anthropic", "azure"):
+        matching = {m for m in models if m.startswith(f"{provider}/")}
+        if matching and matching != models:
+            raise ValueError(f"--batch sends a job to one provider: give every judge an {provider}/ model, or none")
+        if matching:
+            return provider
+    return "openai"
 
 
 def judges_of(rate: dict[str, Any]) -> list[Any]:
@@ -131,7 +137,7 @@ class _Context:
                               params={k: v for k, v in base.params.items() if k != "top_logprobs"},
                               schema=spec.schema, top_logprobs=spec.top_logprobs)
         body = build_kwargs(request)
-        body["model"] = wire_model(request.model)
+        body["model"] = wire_model(request.model).removeprefix("azure/")  # Azure: the deployment name
         return body
 
     def record(self, call: Any, response_body: dict[str, Any]) -> dict[str, Any]:
@@ -264,7 +270,8 @@ def _prepare_round(job: Job, context: _Context, calls: list[Any]) -> list[Chunk]
         price_in, price_out = _batch_prices(context.runs[group[0].j].model.model)
         cost = 0.0
         for call in group:
-            line = orjson.dumps({"custom_id": call.key, "method": "POST", "url": ENDPOINT, "body": context.body(call)})
+            line = orjson.dumps({"custom_id": call.key, "method": "POST", "url": limits.endpoint,
+                                 "body": context.body(call)})
             if lines and (len(lines) >= limits.max_requests or size + len(line) + 1 > limits.max_bytes):
                 chunks.append(_write_chunk(job, number, len(chunks) + 1, lines, keys, cost))
                 lines, keys, size, cost = [], [], 0, 0.0
@@ -310,7 +317,7 @@ def _ensure_created(job: Job, client: Any, chunk: Chunk) -> None:
             _fault("uploaded")
         chunk.status, chunk.creating_at = "creating", time.time()
         job.save()
-        found = client.create(chunk.input_file_id, ENDPOINT, {"winnow_job": job.job, "winnow_chunk": chunk.name})
+        found = client.create(chunk.input_file_id, client.endpoint, {"winnow_job": job.job, "winnow_chunk": chunk.name})
         _fault("created")
     chunk.batch_id = str(found["id"])
     chunk.status = str(found.get("status", "validating"))

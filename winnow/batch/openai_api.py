@@ -21,7 +21,7 @@ from typing import Any
 
 from winnow.engine.transport import redact
 
-__all__ = ["BatchAPIError", "OpenAIBatches"]
+__all__ = ["AzureBatches", "BatchAPIError", "OpenAIBatches"]
 
 DEFAULT_BASE = "https://api.openai.com/v1"
 TIMEOUT = 120.0
@@ -39,6 +39,7 @@ class OpenAIBatches:
     """Upload a JSONL of requests, create, watch, cancel and list batches, stream result files."""
 
     provider = "openai"
+    endpoint = "/v1/chat/completions"  # the url of every batch line
     max_requests = 50_000  # per file (OpenAI's limit)
     max_bytes = 200 * 1024 * 1024
 
@@ -107,6 +108,30 @@ class OpenAIBatches:
             for line in response:
                 if line.strip():
                     yield line
+
+
+class AzureBatches(OpenAIBatches):
+    """Azure OpenAI's Files and Batches: ``{resource}/openai/files?api-version=...``, an ``api-key``
+    header, and the deployment name as the model; the batch lines' url is ``/chat/completions``."""
+
+    provider = "azure"
+    endpoint = "/chat/completions"
+    default_version = "2024-10-21"
+
+    def __init__(self, api_base: str | None = None, api_key: str | None = None) -> None:
+        base = api_base or os.environ.get("AZURE_API_BASE") or os.environ.get("AZURE_OPENAI_ENDPOINT")
+        if not base:
+            raise BatchAPIError("azure/ models need --api-base https://RESOURCE.openai.azure.com (or AZURE_API_BASE)")
+        super().__init__(base.rstrip("/").removesuffix("/openai") + "/openai", api_key
+                         or os.environ.get("AZURE_API_KEY") or os.environ.get("AZURE_OPENAI_API_KEY"))
+        self.version = os.environ.get("AZURE_API_VERSION") or self.default_version
+
+    def _request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
+        headers = {"api-key": self.key}
+        if content_type:
+            headers["Content-Type"] = content_type
+        url = f"{self.base}{path}{'&' if '?' in path else '?'}api-version={self.version}"
+        return http_open(self._opener, method, url, body, headers, self.key)
 
 
 def http_open(opener: Any, method: str, url: str, body: bytes | None, headers: dict[str, str], key: str) -> Any:
