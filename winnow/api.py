@@ -208,6 +208,7 @@ def rate(
     progress: bool = False,
     limit: int | None = None,
     side: str = "chosen",
+    engine: Any = None,
 ) -> RateResult:
     """Rate every row of ``data`` with every judge; write the annotated rows to ``output``.
 
@@ -215,6 +216,8 @@ def rate(
     ``winnow.data.DataError`` for bad rows (unless ``on_bad_row='skip'``),
     ``PreflightError`` for an unusable output or cache, ``FatalRunError`` when the model
     rejects requests, ``Interrupted`` on Ctrl-C (after caching everything finished).
+    ``engine``: None (this process), "ray" or a ``winnow.engine.ray_engine.RayOptions``: the
+    calls are answered by actors on a Ray cluster, into this cache (docs/ray.md).
     """
     from winnow.data import load, save
     from winnow.engine.progress import live_progress
@@ -270,10 +273,26 @@ def rate(
                                           f"expected {run.model.model!r}: its judgments would not match the cache")
                 run.model = resolved
 
-        engine = Engine(cache, settings, stats)
+        judging = Engine(cache, settings, stats)
+        answered = 0
+        if engine is not None and engine != "local":
+            from dataclasses import replace as _replace
+
+            from winnow.engine.ray_engine import RayOptions, judge_on_ray
+
+            if later:
+                raise ValueError("--engine ray: serve the local judge (winnow serve-local) and pass --api-base")
+            answered = judge_on_ray(judging, judged, runs,
+                                    engine if isinstance(engine, RayOptions) else RayOptions(), api_key=api_key)
+            # every answer is cached now: the rows come from the cache, nothing more is sent
+            judging = Engine(cache, _replace(settings, offline=True), stats)
+            stats.transports["ray"] += answered
         try:
             with live_progress(stats, progress):
-                verdicts = engine.run(judged, runs, before_online=start_servers if later else None)
+                verdicts = judging.run(judged, runs, before_online=start_servers if later else None)
+            if answered:  # the offline pass read Ray's answers as hits: they were this run's calls
+                stats.cache_hits = max(0, stats.cache_hits - answered)
+                stats.calls += answered
         finally:
             if use_cache:
                 from winnow.cache.runs import append_run

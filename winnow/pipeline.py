@@ -33,6 +33,13 @@ class JudgeStep(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class EngineStep(_Strict):
+    kind: str = "local"  # local or ray
+    address: str | None = None  # a Ray cluster to join (default: a local Ray on loopback for the run)
+    actors: int = Field(default=2, ge=1)
+    in_flight_per_actor: int = Field(default=64, ge=1)
+
+
 class NormalizeStep(_Strict):
     tags_column: str = "instag_tags"
     alpha: int | str | None = "auto"
@@ -85,6 +92,7 @@ class Pipeline(_Strict):
     map: dict[str, str] | None = None
     side: str = "chosen"  # preference / HH rows: chosen or rejected (both is for `rate`)
     batch: bool = False  # judge through the provider's batch API (winnow.batch), half the price
+    engine: EngineStep | None = None  # None: this process; {kind: ray, address, actors, in_flight_per_actor}
     id_column: str | None = None
     on_bad_row: str = "fail"
     limit: int | None = Field(default=None, ge=1)  # judge only the first N rows (a trial run)

@@ -42,6 +42,17 @@ def _rate_in_batches(p: Pipeline, detach: bool, poll_seconds: float) -> Any:
     return outcome.result
 
 
+def _engine(p: Pipeline) -> Any:
+    if p.engine is None or p.engine.kind == "local":
+        return None
+    if p.engine.kind != "ray":
+        raise PipelineError(f"engine kind {p.engine.kind!r}: use local or ray")
+    from winnow.engine.ray_engine import RayOptions
+
+    return RayOptions(address=p.engine.address, actors=p.engine.actors,
+                      in_flight_per_actor=p.engine.in_flight_per_actor)
+
+
 def run_pipeline(p: Pipeline, *, progress: bool = False, detach: bool = False,
                  poll_seconds: float = 30.0) -> PipelineResult:
     from winnow.api import local_judge_options, preflight_output, rate
@@ -77,7 +88,7 @@ def run_pipeline(p: Pipeline, *, progress: bool = False, detach: bool = False,
     else:
         rated = rate(p.input, judges, p.model or "", judge_models=models, cache_dir=p.cache_dir,
                      on_bad_row=p.on_bad_row, layout=p.layout, column_map=p.map, id_column=p.id_column,
-                     settings=settings, progress=progress, limit=p.limit, side=p.side)
+                     settings=settings, progress=progress, limit=p.limit, side=p.side, engine=_engine(p))
     rows = rated.rows
     notes: list[str] = []
     normalization = None

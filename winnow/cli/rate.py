@@ -9,6 +9,17 @@ import typer
 from winnow.cli.app import LAYOUT_HELP, app, coerce, err, fail, parse_pairs, resume_command, user_errors
 
 
+def ray_engine(engine: str, address: str | None, actors: int, in_flight: int) -> object:
+    """``--engine``: None for this process, ``RayOptions`` for a Ray cluster."""
+    if engine == "local":
+        return None
+    if engine != "ray":
+        fail(f"--engine {engine!r}: use local or ray")
+    from winnow.engine.ray_engine import RayOptions
+
+    return RayOptions(address=address, actors=actors, in_flight_per_actor=in_flight)
+
+
 @app.command()
 def rate(
     data: Path = typer.Argument(..., help="Dataset file (JSONL, JSON, CSV, Parquet) or HF save_to_disk folder."),
@@ -46,6 +57,11 @@ def rate(
                                "within 24 h); same judgments, same cache."),
     detach: bool = typer.Option(False, "--detach", help="With --batch: submit, print the job id and exit."),
     poll_seconds: float = typer.Option(30.0, "--poll-seconds", help="With --batch: seconds between status checks."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray (actors on a Ray cluster)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Join this Ray cluster (default: a local "
+                                           "Ray on loopback for the run)."),
+    ray_actors: int = typer.Option(2, "--ray-actors", min=1, help="Ray actors answering calls."),
+    ray_in_flight: int = typer.Option(64, "--ray-in-flight", min=1, help="Requests in flight per Ray actor."),
 ) -> None:
     """Rate every row with the given judges; re-runs are served from the cache."""
     from winnow.api import rate as rate_api
@@ -96,6 +112,7 @@ def rate(
             transport=transport, structured=structured, cache_dir=cache_dir, use_cache=not no_cache,
             on_bad_row=on_bad_row, layout=layout, column_map=parse_pairs(column_map, "--map") or None,
             id_column=id_column, settings=settings, progress=not quiet, limit=limit, side=side,
+            engine=ray_engine(engine, ray_address, ray_actors, ray_in_flight),
         )
     from winnow.cli.summary import print_summary
 

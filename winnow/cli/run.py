@@ -28,6 +28,8 @@ def run(
     batch: bool = typer.Option(False, "--batch", help="Judge through the provider's batch API (half the price)."),
     detach: bool = typer.Option(False, "--detach", help="With --batch: submit, print the job id and exit."),
     poll_seconds: float = typer.Option(30.0, "--poll-seconds", help="With --batch: seconds between checks."),
+    engine: str | None = typer.Option(None, "--engine", help="local or ray (overrides the pipeline's engine)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: the cluster to join."),
 ) -> None:
     """Run a pipeline file; resumable: judgments already cached are not sent again."""
     from winnow.pipeline import Pipeline
@@ -48,6 +50,12 @@ def run(
             update["layout"] = layout
         if batch or detach:
             update["batch"] = True
+        if engine or ray_address:
+            from winnow.pipeline import EngineStep
+
+            current = spec.engine or EngineStep()
+            update["engine"] = current.model_copy(update={"kind": engine or current.kind or "ray",
+                                                          **({"address": ray_address} if ray_address else {})})
         if max_cost is not None:
             update["max_cost"] = max_cost
         if output_dir:
