@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ import orjson
 __all__ = ["RayOptions", "judge_on_ray"]
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+BATCH_ROUNDS = 8
 
 
 @dataclass
@@ -95,6 +97,9 @@ def judge_on_ray(engine: Any, samples: Any, runs: Any, options: RayOptions, *, a
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.verbose_progress = False
+        # small output blocks: each round an actor yields reaches the driver (and its cache) at
+        # once, instead of being re-blocked with the rest of the batch
+        ctx.target_max_block_size = 64 * 1024
         for _ in range(64):  # rounds: a multi-call judge's next call needs the previous answer
             plan = planner.plan(samples, runs)
             seen: dict[str, Any] = {}
@@ -103,10 +108,13 @@ def judge_on_ray(engine: Any, samples: Any, runs: Any, options: RayOptions, *, a
             if not seen:
                 break
             items = [_payload(engine, runs[c.j], samples[c.i], c) for c in seen.values()]
-            per_batch = max(1, options.in_flight_per_actor)
+            in_flight = max(1, options.in_flight_per_actor)
+            # a batch is BATCH_ROUNDS rounds of an actor's in-flight calls: Ray's cost per batch
+            # (~0.3 s here) is paid per several rounds, and a killed actor costs one batch
+            per_batch = in_flight * BATCH_ROUNDS
             dataset = ray.data.from_items(items).repartition(target_num_rows_per_block=per_batch)
             answered = dataset.map_batches(
-                _CallActor, fn_constructor_kwargs={"settings": _settings_dict(settings, per_batch),
+                _CallActor, fn_constructor_kwargs={"settings": _settings_dict(settings, in_flight),
                                                    "api_key": api_key},
                 batch_size=per_batch, concurrency=max(1, options.actors), num_cpus=0,
             )
@@ -169,7 +177,7 @@ class _CallActor:
         self.api_key = api_key
         self.calls: Any = None
 
-    async def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+    async def __call__(self, batch: dict[str, Any]) -> AsyncIterator[dict[str, list[Any]]]:
         from winnow import __version__
         from winnow.engine.calls import OnlineCalls
         from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
@@ -203,5 +211,20 @@ class _CallActor:
                 return ""
             return orjson.dumps(answer.record).decode()
 
-        records = await asyncio.gather(*(one(i) for i in range(len(keys))))
-        return {"key": keys, "record": list(records)}
+        # yield answers as they come, a round at a time: the driver commits them while the rest of
+        # the batch is still in flight, so a killed driver loses only calls in flight
+        async def keyed(i: int) -> tuple[str, str]:
+            return keys[i], await one(i)
+
+        round_size = int(self.settings["concurrency"])
+        done_keys: list[str] = []
+        done_records: list[str] = []
+        for finished in asyncio.as_completed([keyed(i) for i in range(len(keys))]):
+            key, record = await finished
+            done_keys.append(key)
+            done_records.append(record)
+            if len(done_keys) >= round_size:
+                yield {"key": done_keys, "record": done_records}
+                done_keys, done_records = [], []
+        if done_keys:
+            yield {"key": done_keys, "record": done_records}
