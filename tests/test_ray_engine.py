@@ -93,3 +93,44 @@ def test_kill_9_of_the_driver_then_resume_resends_at_most_the_calls_in_flight(al
     # through Ray's object store (measured: 88 of 128 sent at in-flight 8)
     assert sent_before - cached <= 16 * in_flight, (sent_before, cached)
     print(f"\nkilled after {sent_before} requests, {cached} committed; {sent_before - cached} sent twice")
+
+
+def test_a_killed_actor_costs_at_most_its_batch(alpaca_rows, write_jsonl, tmp_path):
+    """SIGKILL of one Ray actor mid-run: Ray starts another and re-runs the batch; every row ends
+    ok and only that batch's calls can be sent twice."""
+    data = write_jsonl(alpaca_rows[:300])
+    in_flight = 8
+    with FakeServer(latency=0.05, record=True) as server:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), WINNOW_CACHE_DIR=str(tmp_path / "c"))
+        argv = [sys.executable, "-m", "winnow", "rate", str(data), "--judge", "alpagasus", "--model", MODEL,
+                "--api-base", server.url, "--engine", "ray", "--ray-actors", "1", "--ray-in-flight", str(in_flight),
+                "-o", str(tmp_path / "out.jsonl"), "-q"]
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while server.total < 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        actors = [pid for pid in _processes() if b"MapWorker" in pid[1]]
+        actors = [pid for pid, _ in actors]
+        assert actors, "no Ray actor process found"
+        os.kill(actors[0], signal.SIGKILL)
+        _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        bodies = Counter(json.dumps(r.body["messages"], sort_keys=True) for r in server.requests)
+    rows = [json.loads(r) for r in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 300 and all(r["alpagasus_status"] == "ok" for r in rows)
+    twice = sum(v - 1 for v in bodies.values())
+    assert max(bodies.values()) <= 2 and twice <= in_flight * 8  # at most the killed batch again
+    print(f"\nkilled actor {actors[0]}; {twice} requests sent twice (a batch is {in_flight * 8})")
+
+
+def _processes() -> list[tuple[int, bytes]]:
+    """(pid, command line) of every process, for finding Ray's actor processes."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found.append((int(entry.name), (entry / "cmdline").read_bytes()))
+            except OSError:
+                continue
+    return found
