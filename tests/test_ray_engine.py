@@ -66,15 +66,7 @@ def test_kill_9_of_the_driver_then_resume_resends_at_most_the_calls_in_flight(al
     data = write_jsonl(alpaca_rows[:400])
     in_flight = 8
     with FakeServer(latency=0.05, record=True) as server:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), WINNOW_CACHE_DIR=str(tmp_path / "c"))
-        argv = [sys.executable, "-m", "winnow", "rate", str(data), "--judge", "alpagasus", "--model", MODEL,
-                "--api-base", server.url, "--engine", "ray", "--ray-actors", "1", "--ray-in-flight", str(in_flight),
-                "-o", str(tmp_path / "out.jsonl"), "-q"]
-        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, start_new_session=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        while server.total < 100 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        argv, env, proc = _start_on_ray(data, server, tmp_path, in_flight, wait_for=100)
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started
         proc.wait()
         time.sleep(0.3)
@@ -101,17 +93,8 @@ def test_a_killed_actor_costs_at_most_its_batch(alpaca_rows, write_jsonl, tmp_pa
     data = write_jsonl(alpaca_rows[:300])
     in_flight = 8
     with FakeServer(latency=0.05, record=True) as server:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), WINNOW_CACHE_DIR=str(tmp_path / "c"))
-        argv = [sys.executable, "-m", "winnow", "rate", str(data), "--judge", "alpagasus", "--model", MODEL,
-                "--api-base", server.url, "--engine", "ray", "--ray-actors", "1", "--ray-in-flight", str(in_flight),
-                "-o", str(tmp_path / "out.jsonl"), "-q"]
-        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, start_new_session=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        while server.total < 60 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        actors = [pid for pid in _processes() if b"MapWorker" in pid[1]]
-        actors = [pid for pid, _ in actors]
+        _argv, _env, proc = _start_on_ray(data, server, tmp_path, in_flight, wait_for=60)
+        actors = [pid for pid, command in _processes() if b"MapWorker" in command]
         assert actors, "no Ray actor process found"
         os.kill(actors[0], signal.SIGKILL)
         _out, err = proc.communicate(timeout=300)
@@ -134,3 +117,19 @@ def _processes() -> list[tuple[int, bytes]]:
             except OSError:
                 continue
     return found
+
+
+def _start_on_ray(data: Path, server: FakeServer, tmp_path: Path, in_flight: int,
+                  wait_for: int) -> tuple[list[str], dict[str, str], subprocess.Popen[bytes]]:
+    """`winnow rate --engine ray` in its own process group, once the server has seen ``wait_for``
+    requests: (argv, env, process)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WINNOW_CACHE_DIR=str(tmp_path / "c"))
+    argv = [sys.executable, "-m", "winnow", "rate", str(data), "--judge", "alpagasus", "--model", MODEL,
+            "--api-base", server.url, "--engine", "ray", "--ray-actors", "1", "--ray-in-flight", str(in_flight),
+            "-o", str(tmp_path / "out.jsonl"), "-q"]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while server.total < wait_for and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return argv, env, proc

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METHODS", "SelectResult", "column_values", "failed_rows", "select", "select_rows"]
+__all__ = ["METHODS", "SelectResult", "column_values", "failed_rows", "judges_of_column", "select", "select_rows"]
 
 METHODS = ("threshold", "instag", "deita")
 
@@ -204,7 +204,7 @@ def _columns_read(
     return columns
 
 
-def _judges_of(column: str) -> list[str]:
+def judges_of_column(column: str) -> list[str]:
     """The judges whose status decides a column: ``alpagasus_score`` -> alpagasus; the combined
     ``deita_score`` -> both DEITA judges; a user judge's ``<judge>_<field>`` -> that judge."""
     if column == "deita_score":
@@ -221,7 +221,7 @@ def failed_rows(rows: list[dict[str, Any]], columns: list[str]) -> tuple[set[int
     failed: set[int] = set()
     counts: dict[str, int] = {}
     for column in columns:
-        for judge in _judges_of(column):
+        for judge in judges_of_column(column):
             status = f"{judge}_status"
             if not any(status in row for row in rows):
                 continue

@@ -15,7 +15,6 @@ missing are left out and counted.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,16 +87,23 @@ def agree_rows(
     aligned with them).  ``threshold`` (on the judge's scale) or ``budget`` sets the selection
     compared; the labels select at the same threshold mapped onto their scale, or the same budget."""
     import numpy as np
-    from scipy import stats
 
-    from winnow.audit.agreement import bin_labels, bin_scores, confusion_matrix, quadratic_kappa, scale_for
-    from winnow.selection import _judges_of
+    from winnow.audit import agreement
+    from winnow.audit.agreement import (
+        bin_labels,
+        bin_scores,
+        bootstrap_interval,
+        confusion_matrix,
+        quadratic_kappa,
+        scale_for,
+    )
+    from winnow.selection import judges_of_column
 
     judge = score_column.rsplit("_", 1)[0]
     left_out: dict[str, int] = {}
     xs: list[float] = []
     ys: list[float] = []
-    statuses = [f"{j}_status" for j in _judges_of(score_column)]
+    statuses = [f"{j}_status" for j in judges_of_column(score_column)]
     for i, row in enumerate(rows):
         if any(s in row and row[s] != "ok" for s in statuses):
             left_out["failed judgment"] = left_out.get("failed judgment", 0) + 1
@@ -133,15 +139,8 @@ def agree_rows(
         value = quadratic_kappa(bin_scores(list(a), (lo, hi, step)), bin_scores(list(b), (lo, hi, step)), k)
         return float("nan") if value is None else value
 
-    def spearman(a: Any, b: Any) -> float:
-        with warnings.catch_warnings():  # a constant resample has no rank correlation: nan, said once
-            warnings.simplefilter("ignore", stats.ConstantInputWarning)
-            return float(stats.spearmanr(a, b).statistic)
-
-    def kendall(a: Any, b: Any) -> float:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", stats.ConstantInputWarning)
-            return float(stats.kendalltau(a, b).statistic)
+    spearman = agreement.statistic(agreement.spearman)
+    kendall = agreement.statistic(agreement.kendall_tau_b)
 
     def mae(a: Any, b: Any) -> float:
         return float(np.mean(np.abs(np.asarray(a) - np.asarray(b))))
@@ -164,7 +163,7 @@ def agree_rows(
     for name, fn in measures.items():
         value = fn(x, y_mapped)
         figures[name] = None if math.isnan(value) else value
-        intervals[name] = _interval(fn, x, y_mapped, resamples, seed) if figures[name] is not None else None
+        intervals[name] = bootstrap_interval(fn, x, y_mapped, resamples, seed) if figures[name] is not None else None
     selection: dict[str, Any] = {}
     if rule:
         j, lab = judge_keep(x), label_keep(y_mapped)
@@ -193,20 +192,3 @@ def _selection_rule(x: Any, y: Any, threshold: float | None, budget: int | None)
 
         return f"the top {budget} on each side", top, top
     return "", None, None
-
-
-def _interval(fn: Any, x: Any, y: Any, resamples: int, seed: int) -> tuple[float, float] | None:
-    """Paired percentile bootstrap 95% interval (scipy.stats.bootstrap); None if undefined."""
-    import numpy as np
-    from scipy import stats
-
-    if resamples <= 0:
-        return None
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # a tiny sample: the interval says so
-        result = stats.bootstrap((x, y), fn, paired=True, vectorized=False, n_resamples=resamples,
-                                 confidence_level=0.95, method="percentile", random_state=np.random.default_rng(seed))
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    if math.isnan(low) or math.isnan(high):
-        return None
-    return low, high

@@ -10,12 +10,13 @@ reliability").  numpy and scipy are imported inside the functions (CLI start-up 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
     "SCALES",
     "bin_scores",
+    "bootstrap_interval",
     "confusion_matrix",
     "exact_agreement",
     "jaccard",
@@ -23,6 +24,7 @@ __all__ = [
     "quadratic_kappa",
     "scale_for",
     "spearman",
+    "statistic",
 ]
 
 # (low, high, step) of each built-in judge's scale: the bins kappa and the confusion matrix use.
@@ -62,7 +64,7 @@ def exact_agreement(a: Sequence[int], b: Sequence[int]) -> float | None:
     return sum(1 for x, y in zip(a, b, strict=True) if x == y) / len(a)
 
 
-def _scipy_stat(fn: Any, a: Sequence[float], b: Sequence[float]) -> float | None:
+def _scipy_stat(fn: Any, a: Sequence[float], b: Sequence[float], **options: Any) -> float | None:
     """A scipy.stats correlation; None where it is undefined (a constant side, fewer than 2)."""
     import warnings
 
@@ -72,16 +74,17 @@ def _scipy_stat(fn: Any, a: Sequence[float], b: Sequence[float]) -> float | None
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        value = float(fn(a, b).statistic)
+        value = float(fn(a, b, **options).statistic)
     return None if math.isnan(value) else value
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+def spearman(a: Sequence[float], b: Sequence[float], *, omit_nan: bool = False) -> float | None:
     """Spearman's rho with average ranks for ties (scipy.stats.spearmanr: measured equal to the
-    hand-written version to 1e-16, and twice as fast on 9,229 rows)."""
+    hand-written version to 1e-16, and twice as fast on 9,229 rows).  ``omit_nan``: pairs with a
+    missing value (a failed repeat judgment) are left out."""
     from scipy import stats
 
-    return _scipy_stat(stats.spearmanr, a, b)
+    return _scipy_stat(stats.spearmanr, a, b, **({"nan_policy": "omit"} if omit_nan else {}))
 
 
 def kendall_tau_b(a: Sequence[float], b: Sequence[float]) -> float | None:
@@ -90,6 +93,36 @@ def kendall_tau_b(a: Sequence[float], b: Sequence[float]) -> float | None:
     from scipy import stats
 
     return _scipy_stat(stats.kendalltau, a, b)
+
+
+def statistic(fn: Callable[[Any, Any], float | None]) -> Callable[[Any, Any], float]:
+    """``fn`` with an undefined value (None) as nan: what scipy's bootstrap expects of a statistic."""
+
+    def value(a: Any, b: Any) -> float:
+        result = fn(a, b)
+        return math.nan if result is None else float(result)
+
+    return value
+
+
+def bootstrap_interval(fn: Any, x: Any, y: Any, resamples: int, seed: int) -> tuple[float, float] | None:
+    """Paired percentile bootstrap 95% interval of ``fn(x, y)`` (scipy.stats.bootstrap, seeded);
+    None when undefined or ``resamples`` is 0."""
+    import warnings
+
+    import numpy as np
+    from scipy import stats
+
+    if resamples <= 0:
+        return None
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # a tiny sample: the interval says so
+        result = stats.bootstrap((x, y), fn, paired=True, vectorized=False, n_resamples=resamples,
+                                 confidence_level=0.95, method="percentile", random_state=np.random.default_rng(seed))
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if math.isnan(low) or math.isnan(high):
+        return None
+    return low, high
 
 
 def confusion_matrix(a: Sequence[int], b: Sequence[int], k: int) -> list[list[int]]:

@@ -77,6 +77,8 @@ def bias_report(samples: Sequence[Any], judge: str, *, score_column: str | None 
     import numpy as np
     from scipy import stats
 
+    from winnow.audit import agreement
+
     column = score_column or f"{judge}_score"
     status = f"{judge}_status"
     scores: list[float] = []
@@ -101,12 +103,7 @@ def bias_report(samples: Sequence[Any], judge: str, *, score_column: str | None 
     y = np.asarray(scores)
     correlations: dict[str, tuple[float | None, tuple[float, float] | None]] = {}
 
-    def spearman(a: Any, b: Any) -> float:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", stats.ConstantInputWarning)
-            return float(stats.spearmanr(a, b).statistic)
-
-    from winnow.audit.agree import _interval
+    spearman = agreement.statistic(agreement.spearman)
 
     for name, values in features.items():
         x = np.asarray(values, dtype=float)
@@ -114,7 +111,7 @@ def bias_report(samples: Sequence[Any], judge: str, *, score_column: str | None 
         if math.isnan(rho):
             correlations[name] = (None, None)
             continue
-        correlations[name] = (rho, _interval(spearman, x, y, resamples, seed))
+        correlations[name] = (rho, agreement.bootstrap_interval(spearman, x, y, resamples, seed))
     by_source: dict[str, tuple[int, float, tuple[float, float] | None]] = {}
     for source, values in sources.items():
         arr = np.asarray(values)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,10 +82,8 @@ def stability(
 ) -> StabilityReport:
     """Re-judge a random sample of ``data`` (a judged file) ``repeats`` times and measure it."""
     import numpy as np
-    from scipy import stats
 
     from winnow.api import make_judges, model_config, open_cache
-    from winnow.audit.agree import _interval
     from winnow.data import load
     from winnow.engine.config import EngineSettings, JudgeRun
     from winnow.engine.runner import Engine
@@ -122,17 +119,19 @@ def stability(
             else:
                 failed += 1
     tau = threshold if threshold is not None else DEFAULT_THRESHOLDS.get(base.name)
-    figures, intervals, per_repeat = _measure(original, again, tau, resamples, seed, stats, np, _interval)
+    figures, intervals, per_repeat = _measure(original, again, tau, resamples, seed)
     return StabilityReport(base.name, len(chosen), repeats, tau, run_stats.requests, figures, intervals, failed,
                            per_repeat)
 
 
-def _measure(original: Any, again: Any, tau: float | None, resamples: int, seed: int, stats: Any, np: Any,
-             interval: Any) -> tuple[dict[str, float | None], dict[str, tuple[float, float] | None], list[Any]]:
-    def spearman(a: Any, b: Any) -> float:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", stats.ConstantInputWarning)
-            return float(stats.spearmanr(a, b, nan_policy="omit").statistic)
+def _measure(original: Any, again: Any, tau: float | None, resamples: int,
+             seed: int) -> tuple[dict[str, float | None], dict[str, tuple[float, float] | None], list[Any]]:
+    import numpy as np
+
+    from winnow.audit.agreement import bootstrap_interval, statistic
+    from winnow.audit.agreement import spearman as rho
+
+    spearman = statistic(lambda a, b: rho(a, b, omit_nan=True))  # a failed repeat is left out
 
     mean_repeat = np.nanmean(again, axis=0)
     figures: dict[str, float | None] = {}
@@ -141,7 +140,7 @@ def _measure(original: Any, again: Any, tau: float | None, resamples: int, seed:
     def put(name: str, fn: Any, x: Any, y: Any) -> None:
         value = fn(x, y)
         figures[name] = None if math.isnan(value) else value
-        intervals[name] = interval(fn, x, y, resamples, seed) if figures[name] is not None else None
+        intervals[name] = bootstrap_interval(fn, x, y, resamples, seed) if figures[name] is not None else None
 
     exact = np.nanmean(again == original[None, :], axis=0)  # per row: share of repeats equal to the original
     put("test-retest Spearman (original vs mean of repeats)", spearman, original, mean_repeat)

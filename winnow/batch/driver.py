@@ -204,7 +204,7 @@ def _drive(job: Job, cache_dir: Path, *, wait: bool, poll_seconds: float,
                 break
             if round_ is None:
                 plan = context.plan()
-                calls = _unique(c for c in plan.calls if c.key not in job.failed_keys())
+                calls = plan.distinct_calls(skip=job.failed_keys())
                 if not calls:
                     break
                 round_ = _prepare_round(job, context, calls)
@@ -246,13 +246,6 @@ def _over_budget(job: Job, chunk: Chunk) -> bool:
         return False
     committed = sum(c.estimated_cost for c in job.chunks if c.batch_id is not None)
     return committed + chunk.estimated_cost > float(limit)
-
-
-def _unique(calls: Any) -> list[Any]:
-    seen: dict[str, Any] = {}
-    for call in calls:
-        seen.setdefault(call.key, call)  # the same prompt in two rows: one request answers both
-    return list(seen.values())
 
 
 def _prepare_round(job: Job, context: _Context, calls: list[Any]) -> list[Chunk]:
@@ -342,7 +335,8 @@ def _ingest(job: Job, client: Any, context: _Context, chunk: Chunk, batch: dict[
     """Stream the output file into the cache line by line (a crash loses nothing: a resume skips
     what is already cached), and record the error file's reasons."""
     keys = Path(chunk.keys_file).read_text().split()
-    by_key = {c.key: c for c in context.plan().calls if c.key in set(keys)}
+    wanted = set(keys)
+    by_key = {c.key: c for c in context.plan().calls if c.key in wanted}
     cache = context.cache
     ingested = 0
     if batch.get("output_file_id"):

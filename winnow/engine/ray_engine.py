@@ -53,7 +53,7 @@ def _ray() -> Any:
     return ray
 
 
-def _payload(engine: Any, jr: Any, sample: Any, call: Any) -> dict[str, Any]:
+def _payload(jr: Any, sample: Any, call: Any) -> dict[str, Any]:
     """One planned call as plain data: everything sending, parsing and recording it needs."""
     spec, base = call.lookup.spec, call.lookup.base
     record_like = {"judge": jr.judge.name, "purpose": spec.purpose, "params": dict(base.params),
@@ -101,13 +101,10 @@ def judge_on_ray(engine: Any, samples: Any, runs: Any, options: RayOptions, *, a
         # once, instead of being re-blocked with the rest of the batch
         ctx.target_max_block_size = 64 * 1024
         for _ in range(64):  # rounds: a multi-call judge's next call needs the previous answer
-            plan = planner.plan(samples, runs)
-            seen: dict[str, Any] = {}
-            for call in plan.calls:
-                seen.setdefault(call.key, call)
-            if not seen:
+            calls = planner.plan(samples, runs).distinct_calls()
+            if not calls:
                 break
-            items = [_payload(engine, runs[c.j], samples[c.i], c) for c in seen.values()]
+            items = [_payload(runs[c.j], samples[c.i], c) for c in calls]
             in_flight = max(1, options.in_flight_per_actor)
             # a batch is BATCH_ROUNDS rounds of an actor's in-flight calls: Ray's cost per batch
             # (~0.3 s here) is paid per several rounds, and a killed actor costs one batch

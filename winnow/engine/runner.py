@@ -17,7 +17,7 @@ import asyncio
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,15 @@ class Plan:
     verdicts: list[list[Verdict | None]]
     calls: list[PlannedCall]
     unplannable: int = 0
+
+    def distinct_calls(self, skip: Container[str] = ()) -> list[PlannedCall]:
+        """One call per key, those in ``skip`` left out: the same prompt in two rows is one
+        request, which answers both."""
+        seen: dict[str, PlannedCall] = {}
+        for call in self.calls:
+            if call.key not in skip:
+                seen.setdefault(call.key, call)
+        return list(seen.values())
 
 
 class Interrupted(Exception):

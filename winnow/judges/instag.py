@@ -126,8 +126,6 @@ def _pairs_from_lines(text: str) -> list[tuple[str, str]]:
 def _separate_lists(text: str) -> list[set[str]]:
     """The tag sets of each top-level ``[...]`` block that holds tags (a model that revises itself
     writes two)."""
-    from winnow.judges.parsing import extract_json
-
     sets: list[set[str]] = []
     start = text.find("[")
     while start != -1:
