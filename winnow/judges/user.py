@@ -321,3 +321,26 @@ def _field_range(schema: dict[str, Any], field: str | None) -> tuple[float, floa
     if lo is None and hi is None:
         return None
     return (float(lo) if lo is not None else -math.inf, float(hi) if hi is not None else math.inf)
+
+
+def user_judge_text(judge: UserJudge) -> str:
+    """The judge as one self-contained judge.yaml (its template inline, ``structured`` as run), for
+    a worker that has no copy of the user's files (``--engine ray``).  Loading it back gives the
+    same fingerprint, so the worker's records are the driver's."""
+    import yaml
+
+    data = dict(yaml.safe_load(judge.source.read_text(encoding="utf-8")))
+    data.pop("template", None)
+    data["prompt"] = judge.template.source
+    data["structured"] = judge.structured
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+def user_judge_from_text(text: str) -> UserJudge:
+    """A judge from ``user_judge_text``, loaded through the same checks as the user's file."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="winnow-judge-") as folder:
+        path = Path(folder) / "judge.yaml"
+        path.write_text(text, encoding="utf-8")
+        return load_user_judge(path)

@@ -1,0 +1,123 @@
+"""The Ray side of ``--engine ray``: a Ray Data actor that answers planned calls with the local
+engine's own online core (``OnlineCalls``: limiter, retries, re-ask, parse, record).
+
+A call arrives as plain data (``ray_engine.payload``); the actor rebuilds what ``OnlineCalls``
+needs from it, the parser from the record's own facts (``judges.reparse.parser_for``, as
+``winnow reparse`` finds it; user judges from the judge files the driver shipped), and returns
+the finished record as JSON text: ``""`` for a call that got no reply.  A failure is a row,
+never an exception, which would abort the whole dataset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+__all__ = ["CallActor"]
+
+
+class _NoCache:
+    """The actor's cache: none (the driver's is the only one); every lookup misses."""
+
+    def get(self, key: str) -> None:
+        return None
+
+    def put_many(self, items: Any) -> None:
+        return None
+
+
+class _Parts:
+    """The key parts the driver computed, for ``build_record`` (no template on the actor)."""
+
+    def __init__(self, parts: dict[str, Any]) -> None:
+        self._parts = parts
+
+    def parts(self, messages: Any, schema: Any) -> dict[str, Any]:
+        return self._parts
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _Sampled:
+    def __init__(self, sample_id: str) -> None:
+        self.id = sample_id
+
+
+class CallActor:
+    """One ``OnlineCalls`` per actor, on the actor's own event loop, made on first use: objects
+    made in ``__init__`` would sit on another loop (ray#47734).  Several batches run at once on
+    that loop and share its limiter, so the actor keeps ``concurrency`` requests in flight while
+    one batch ends and the next begins."""
+
+    def __init__(self, settings: dict[str, Any], api_key: str | None, user_judges: dict[str, str]) -> None:
+        self.settings = settings
+        self.api_key = api_key
+        self.user_judge_files = user_judges
+        self.user_judges: dict[str, Any] | None = None
+        self.calls: Any = None
+
+    async def __call__(self, batch: dict[str, Any]) -> AsyncIterator[dict[str, list[Any]]]:
+        from winnow import __version__
+        from winnow.engine.calls import OnlineCalls
+        from winnow.engine.config import EngineSettings
+
+        if self.calls is None:
+            self.calls = OnlineCalls(_NoCache(), EngineSettings(**self.settings), _stats(),  # type: ignore[arg-type]
+                                     lambda r: r, __version__)
+        if self.user_judges is None:
+            from winnow.judges.user import user_judge_from_text
+
+            self.user_judges = {name: user_judge_from_text(text) for name, text in self.user_judge_files.items()}
+        keys = [str(k) for k in batch["key"]]
+
+        async def keyed(i: int) -> tuple[str, str]:
+            return keys[i], await self._one(batch, i, keys[i])
+
+        # answers go back as they come, in small chunks: the driver commits them while the rest of
+        # the batch is in flight, so a killed driver loses little more than the calls in flight
+        chunk = max(1, len(keys) // 4)
+        done_keys: list[str] = []
+        done_records: list[str] = []
+        for finished in asyncio.as_completed([keyed(i) for i in range(len(keys))]):
+            key, record = await finished
+            done_keys.append(key)
+            done_records.append(record)
+            if len(done_keys) >= chunk:
+                yield {"key": done_keys, "record": done_records}
+                done_keys, done_records = [], []
+        if done_keys:
+            yield {"key": done_keys, "record": done_records}
+
+    async def _one(self, batch: dict[str, Any], i: int, key: str) -> str:
+        from winnow.engine.config import JudgeRun, ModelConfig
+        from winnow.engine.feed import CallBase, Lookup
+        from winnow.judges.base import CallSpec
+        from winnow.judges.reparse import parser_for
+
+        try:
+            data = orjson.loads(batch["spec"][i])
+            parser = parser_for(orjson.loads(batch["record_like"][i]), self.user_judges)
+            spec = CallSpec(messages=data["messages"], parse=parser, purpose=data["purpose"], schema=data["schema"],
+                            top_logprobs=data["top_logprobs"], params=data["params"],
+                            format_hint=data["format_hint"])
+            base = CallBase(_Parts(orjson.loads(batch["parts"][i])), orjson.loads(batch["base_params"][i]))  # type: ignore[arg-type]
+            bases = tuple(u for u in str(batch["api_bases"][i]).split("\n") if u)
+            model = ModelConfig(model=str(batch["model"][i]), api_base=str(batch["api_base"][i] or "") or None,
+                                api_key=self.api_key, api_bases=bases)
+            run = JudgeRun(_Named(str(batch["judge"][i])), model)  # type: ignore[arg-type]
+            answer = await self.calls.answer(run, _Sampled(str(batch["sample_id"][i])), Lookup(key, spec, base))
+        except Exception:  # no reply (RequestFailed) or a fault of this call: the row's, not the dataset's
+            return ""  # the driver's offline pass reports the row "not judged"; the next run asks again
+        return orjson.dumps(answer.record).decode()
+
+
+def _stats() -> Any:
+    from winnow.engine.stats import RunStats
+
+    return RunStats()
