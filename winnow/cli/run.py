@@ -29,7 +29,12 @@ def run(
     detach: bool = typer.Option(False, "--detach", help="With --batch: submit, print the job id and exit."),
     poll_seconds: float = typer.Option(30.0, "--poll-seconds", help="With --batch: seconds between checks."),
     engine: str | None = typer.Option(None, "--engine", help="local or ray (overrides the pipeline's engine)."),
-    ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: the cluster to join."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Judge on this Ray cluster (implies --engine "
+                                           "ray; default: a local Ray on loopback for the run)."),
+    ray_actors: int | None = typer.Option(None, "--ray-actors", min=1,
+                                          help="With --engine ray: actors answering calls."),
+    ray_in_flight: int | None = typer.Option(None, "--ray-in-flight", min=1,
+                                             help="With --engine ray: requests in flight per actor."),
 ) -> None:
     """Run a pipeline file; resumable: judgments already cached are not sent again."""
     from winnow.pipeline import Pipeline
@@ -50,12 +55,13 @@ def run(
             update["layout"] = layout
         if batch or detach:
             update["batch"] = True
-        if engine or ray_address:
+        if engine or ray_address or ray_actors or ray_in_flight:
             from winnow.pipeline import EngineStep
 
             current = spec.engine or EngineStep()
-            update["engine"] = current.model_copy(update={"kind": engine or current.kind or "ray",
-                                                          **({"address": ray_address} if ray_address else {})})
+            chosen = {"kind": engine or ("ray" if ray_address else current.kind), "address": ray_address,
+                      "actors": ray_actors, "in_flight_per_actor": ray_in_flight}
+            update["engine"] = current.model_copy(update={k: v for k, v in chosen.items() if v is not None})
         if max_cost is not None:
             update["max_cost"] = max_cost
         if output_dir:

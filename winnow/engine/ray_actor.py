@@ -61,6 +61,7 @@ class CallActor:
         self.user_judge_files = user_judges
         self.user_judges: dict[str, Any] | None = None
         self.calls: Any = None
+        self._runs: dict[tuple[str, str, str, str], Any] = {}
 
     async def __call__(self, batch: dict[str, Any]) -> AsyncIterator[dict[str, list[Any]]]:
         from winnow import __version__
@@ -76,26 +77,12 @@ class CallActor:
             self.user_judges = {name: user_judge_from_text(text) for name, text in self.user_judge_files.items()}
         keys = [str(k) for k in batch["key"]]
 
-        async def keyed(i: int) -> tuple[str, str]:
-            return keys[i], await self._one(batch, i, keys[i])
-
-        # answers go back as they come, in small chunks: the driver commits them while the rest of
-        # the batch is in flight, so a killed driver loses little more than the calls in flight
-        chunk = max(1, len(keys) // 4)
-        done_keys: list[str] = []
-        done_records: list[str] = []
-        for finished in asyncio.as_completed([keyed(i) for i in range(len(keys))]):
-            key, record = await finished
-            done_keys.append(key)
-            done_records.append(record)
-            if len(done_keys) >= chunk:
-                yield {"key": done_keys, "record": done_records}
-                done_keys, done_records = [], []
-        if done_keys:
-            yield {"key": done_keys, "record": done_records}
+        # one answer block a batch (a batch is one round of the actor's in-flight calls): each
+        # block costs Ray ~8 ms of CPU, so chunks of a quarter batch cost 0.5 ms a row more
+        records = await asyncio.gather(*(self._one(batch, i, key) for i, key in enumerate(keys)))
+        yield {"key": keys, "record": list(records)}
 
     async def _one(self, batch: dict[str, Any], i: int, key: str) -> str:
-        from winnow.engine.config import JudgeRun, ModelConfig
         from winnow.engine.feed import CallBase, Lookup
         from winnow.judges.base import CallSpec
         from winnow.judges.reparse import parser_for
@@ -103,18 +90,29 @@ class CallActor:
         try:
             data = orjson.loads(batch["spec"][i])
             parser = parser_for(orjson.loads(batch["record_like"][i]), self.user_judges)
-            spec = CallSpec(messages=data["messages"], parse=parser, purpose=data["purpose"], schema=data["schema"],
-                            top_logprobs=data["top_logprobs"], params=data["params"],
+            spec = CallSpec(messages=data["messages"], parse=parser, purpose=data["purpose"],
+                            schema=data["schema"], top_logprobs=data["top_logprobs"], params=data["params"],
                             format_hint=data["format_hint"])
             base = CallBase(_Parts(orjson.loads(batch["parts"][i])), orjson.loads(batch["base_params"][i]))  # type: ignore[arg-type]
-            bases = tuple(u for u in str(batch["api_bases"][i]).split("\n") if u)
-            model = ModelConfig(model=str(batch["model"][i]), api_base=str(batch["api_base"][i] or "") or None,
-                                api_key=self.api_key, api_bases=bases)
-            run = JudgeRun(_Named(str(batch["judge"][i])), model)  # type: ignore[arg-type]
+            run = self._run(str(batch["judge"][i]), str(batch["model"][i]), str(batch["api_base"][i] or ""),
+                            str(batch["api_bases"][i]))
             answer = await self.calls.answer(run, _Sampled(str(batch["sample_id"][i])), Lookup(key, spec, base))
         except Exception:  # no reply (RequestFailed) or a fault of this call: the row's, not the dataset's
             return ""  # the driver's offline pass reports the row "not judged"; the next run asks again
         return orjson.dumps(answer.record).decode()
+
+    def _run(self, judge: str, model: str, api_base: str, api_bases: str) -> Any:
+        """One ``JudgeRun`` per judge and endpoint set, as the local engine has: ``OnlineCalls``
+        picks a run's transport once, by the run's identity."""
+        key = (judge, model, api_base, api_bases)
+        run = self._runs.get(key)
+        if run is None:
+            from winnow.engine.config import JudgeRun, ModelConfig
+
+            bases = tuple(u for u in api_bases.split("\n") if u)
+            config = ModelConfig(model=model, api_base=api_base or None, api_key=self.api_key, api_bases=bases)
+            run = self._runs[key] = JudgeRun(_Named(judge), config)  # type: ignore[arg-type]
+        return run
 
 
 def _stats() -> Any:
