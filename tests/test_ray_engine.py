@@ -136,6 +136,20 @@ def test_two_endpoints_one_stopped_mid_run_every_row_still_ok_on_ray(alpaca_rows
     assert result.stats.calls == 300 and one.total >= 300 - served_before
 
 
+def test_a_server_that_answers_429_slows_the_actors_and_every_row_ends_ok(alpaca_rows, write_jsonl, tmp_path):
+    """Rate limits are partitioned: each actor's limiter halves on a 429 and waits out
+    Retry-After on its own (docs/ray.md); nothing is lost, nothing is sent twice after success."""
+    data = write_jsonl(alpaca_rows[:120])
+    with FakeServer(latency=0.01, rpm=60, rpm_window=1.0, retry_after=0.2) as server:
+        result = rate(data, ["alpagasus"], MODEL, api_base=server.url, cache_dir=tmp_path / "c",
+                      settings=EngineSettings(max_retries=20, backoff_initial=0.05),
+                      engine=RayOptions(actors=2, in_flight_per_actor=16))
+        stats = server.stats()
+    assert [r["alpagasus_status"] for r in result.rows] == ["ok"] * 120
+    assert int(stats["by_status"].get("429", 0)) > 0  # the limit was met, and waited out
+    assert stats["duplicates"] - int(stats["by_status"].get("429", 0)) <= 0  # re-sent only after a 429
+
+
 def test_a_failing_server_is_rows_not_an_exception(alpaca_rows, write_jsonl, tmp_path):
     data = write_jsonl(alpaca_rows[:20])
     with FakeServer(faults={"500": 1.0}) as server:
