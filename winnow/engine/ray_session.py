@@ -60,7 +60,7 @@ def ray_session(address: str | None, cpus: int) -> Iterator[Any]:
         if ray.is_initialized():
             yield ray
             return
-        quiet = dict(logging_level="ERROR", log_to_driver=False)
+        quiet: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
         with tempfile.TemporaryDirectory(prefix="winnow-ray-home-") as home:
             if local:
                 Path(home, "ray_bootstrap_config.yaml").write_text(_BOOTSTRAP)
