@@ -55,28 +55,34 @@ def test_requests_spread_over_endpoints_and_the_cache_identity_is_the_model(alpa
         assert {r["api_base"] for r in cache.records()} == {POOL_IDENTITY}
 
 
-def test_an_endpoint_stopped_mid_run_costs_no_row(alpaca_rows, write_jsonl, tmp_path):
-    data = write_jsonl(alpaca_rows[:200])
-    with FakeServer(latency=0.02) as one:
-        two = FakeServer(latency=0.02).__enter__()
-        urls = [one.url, two.url]
+def rate_with_one_endpoint_stopped(data, cache_dir, latency: float, **kwargs):
+    """Rate ``data`` over two loopback endpoints and stop the second once it has answered 30
+    requests: (result, requests the second answered, requests the first answered)."""
+    with FakeServer(latency=latency) as one:
+        two = FakeServer(latency=latency).__enter__()
         done: dict = {}
 
         def run() -> None:
-            done["result"] = rate(data, ["alpagasus"], MODEL, api_base=urls, cache_dir=tmp_path / "c",
-                                  settings=EngineSettings(concurrency=8, backoff_initial=0.05))
+            done["result"] = rate(data, ["alpagasus"], MODEL, api_base=[one.url, two.url], cache_dir=cache_dir,
+                                  **kwargs)
 
         worker = threading.Thread(target=run)
         worker.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while two.total < 30 and time.monotonic() < deadline:
             time.sleep(0.01)
         served_before = two.total
         two.__exit__(None, None, None)  # stopped mid-run: its connections are refused from now on
-        worker.join(timeout=120)
-    result = done["result"]
+        worker.join(timeout=180)
+    return done["result"], served_before, one.total
+
+
+def test_an_endpoint_stopped_mid_run_costs_no_row(alpaca_rows, write_jsonl, tmp_path):
+    data = write_jsonl(alpaca_rows[:200])
+    result, served_before, first = rate_with_one_endpoint_stopped(
+        data, tmp_path / "c", 0.02, settings=EngineSettings(concurrency=8, backoff_initial=0.05))
     assert served_before >= 30 and all(r["alpagasus_status"] == "ok" for r in result.rows)
-    assert result.stats.calls == 200 and one.total >= 200 - served_before
+    assert result.stats.calls == 200 and first >= 200 - served_before
 
 
 def test_cli_takes_api_base_more_than_once(alpaca_rows, write_jsonl, tmp_path):

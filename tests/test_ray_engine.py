@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +22,7 @@ import pandas as pd
 
 from tests.fakeserver import FakeServer
 from tests.raycluster import LoopbackCluster
+from tests.test_endpoints import rate_with_one_endpoint_stopped
 from winnow.api import open_cache, rate
 from winnow.engine.config import EngineSettings
 from winnow.engine.ray_engine import TASKS_PER_ACTOR, RayOptions
@@ -114,26 +114,11 @@ def test_two_endpoints_one_stopped_mid_run_every_row_still_ok_on_ray(alpaca_rows
     """Each actor's sender spreads over both ``--api-base`` endpoints and benches the one that
     stops answering, as the local engine's does."""
     data = write_jsonl(alpaca_rows[:300])
-    with FakeServer(latency=0.05) as one:
-        two = FakeServer(latency=0.05).__enter__()
-        done: dict = {}
-
-        def run() -> None:
-            done["result"] = rate(data, ["alpagasus"], MODEL, api_base=[one.url, two.url], cache_dir=tmp_path / "c",
-                                  settings=EngineSettings(backoff_initial=0.05),
-                                  engine=RayOptions(actors=2, in_flight_per_actor=8))
-
-        worker = threading.Thread(target=run)
-        worker.start()
-        deadline = time.monotonic() + 120
-        while two.total < 30 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        served_before = two.total
-        two.__exit__(None, None, None)  # stopped mid-run: its connections are refused from now on
-        worker.join(timeout=180)
-    result = done["result"]
+    result, served_before, first = rate_with_one_endpoint_stopped(
+        data, tmp_path / "c", 0.05, settings=EngineSettings(backoff_initial=0.05),
+        engine=RayOptions(actors=2, in_flight_per_actor=8))
     assert served_before >= 30 and [r["alpagasus_status"] for r in result.rows] == ["ok"] * 300
-    assert result.stats.calls == 300 and one.total >= 300 - served_before
+    assert result.stats.calls == 300 and first >= 300 - served_before
 
 
 def test_a_server_that_answers_429_slows_the_actors_and_every_row_ends_ok(alpaca_rows, write_jsonl, tmp_path):
