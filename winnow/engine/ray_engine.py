@@ -82,27 +82,32 @@ def judge_on_ray(engine: Any, samples: Any, runs: Any, options: RayOptions, *, a
         ctx.target_max_block_size = 64 * 1024  # each chunk an actor yields reaches the driver at once
         compute = ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=TASKS_PER_ACTOR,
                                              max_concurrent_calls_per_actor=TASKS_PER_ACTOR)
+        from winnow.engine.ray_ledger import AnswerLedger
+
+        ledger: Any = ray.remote(num_cpus=0)(AnswerLedger).remote()
         try:
             for _ in range(MAX_ROUNDS):  # rounds: a multi-call judge's next call needs the previous answer
                 calls = planner.plan(samples, runs).distinct_calls()
                 if not calls:
                     break
                 items = [payload(runs[c.j], samples[c.i], c) for c in calls]
-                answered, failed = _round(ray, items, engine.cache, compute, in_flight,
-                                          {"settings": settings, "api_key": api_key, "user_judges": user_judges})
+                answered, failed = _round(ray, items, engine.cache, compute, in_flight, ledger,
+                                          {"settings": settings, "api_key": api_key, "user_judges": user_judges,
+                                           "ledger": ledger})
                 committed += answered
                 if on_round is not None:
                     on_round(len(items), failed)
                 if failed == len(items):
                     break  # nothing answered this round: the offline pass reports the rows
         finally:
+            ledger = None
             # no Ray object may outlive its session: a block ref collected after the next
             # ray.init in this process frees that session's object of the same id (Ray 2.60)
             gc.collect()
     return committed
 
 
-def _round(ray: Any, items: list[dict[str, Any]], cache: Any, compute: Any, in_flight: int,
+def _round(ray: Any, items: list[dict[str, Any]], cache: Any, compute: Any, in_flight: int, ledger: Any,
            actor_args: dict[str, Any]) -> tuple[int, int]:
     """One round's calls through the actors, each record committed as it arrives: (committed, failed)."""
     from winnow.engine.ray_actor import CallActor
@@ -123,6 +128,7 @@ def _round(ray: Any, items: list[dict[str, Any]], cache: Any, compute: Any, in_f
         failed += sum(1 for r in batch["record"] if not r)
         cache.put_many(records)
         committed += len(records)
+        ledger.forget.remote(list(batch["key"]))  # committed: the ledger keeps only batches running
     return committed, failed
 
 
