@@ -1,17 +1,18 @@
 """The Ray engine against the local engine, at the same total requests in flight (issue 18).
 
-    python bench/ray_engine.py --latency 0.2 --in-flight 64 --small 2000 --large 8000
+    python bench/ray_engine.py --rows 12000 --latency 0.2 --in-flight 64
 
-Needs the ``ray`` extra; reads ``../shared/data/alpaca_random_9k.json``.  A loopback chat server
-(tests/fakeserver.py, its own process) answers every request after ``--latency`` seconds.  Each
-configuration judges the first N rows with AlpaGasus into a fresh cache, for N = small and large:
-the local engine at concurrency 2K, the Ray engine with 1 actor x 2K and 2 actors x K in flight.
+Needs the ``ray`` extra; reads ``../shared/data/alpaca_random_9k.json`` (its rows repeated with
+numbered instructions past 9,229).  A loopback chat server (tests/fakeserver.py, its own process)
+answers every request after ``--latency`` seconds.  Each configuration judges the rows with
+AlpaGasus into a fresh cache: the local engine at concurrency 2K, the Ray engine with 1 actor x 2K
+and 2 actors x K in flight.
 
-Per configuration: rows/s at each size; the marginal rows/s (the extra rows over the extra
-time: start-up cancels out); the fixed start-up (large time less large rows at the marginal
-rate); CPU per marginal row over the whole machine (/proc/stat, every process: driver, Ray,
-actors; the server's own CPU subtracted) and its excess over the local engine's; and the peak of
-memory in use on the machine above the idle level (Ray's processes included).
+Per configuration: rows/s over the whole run; the steady state, between the server's 20th and
+80th percent of requests: rows/s, and CPU a row over the whole machine (/proc/stat: driver, Ray's
+processes, actors; the server's own CPU subtracted) with its excess over the local engine's; the
+fixed start-up (the run's time less its rows at the steady rate); and the peak of memory in use
+on the machine above the level before the run (Ray's processes included).
 """
 
 from __future__ import annotations
@@ -82,26 +83,45 @@ def distinct(rows: list[dict], n: int) -> list[dict]:
 
 
 def judge(rows: list[dict], n: int, work: Path, server: Any, engine: RayOptions | None,
-          concurrency: int) -> tuple[float, float, int]:
+          concurrency: int) -> dict[str, float]:
+    """Judge n rows; the whole run's time and memory, and the steady state: rows/s and CPU a row
+    over the whole machine between the server's 20th and 80th percent of requests."""
     data = work / f"rows-{n}.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in distinct(rows, n)))
     cache = Path(tempfile.mkdtemp(dir=work))
-    server_cpu0, cpu0, wall0 = process_seconds(server.proc.pid), busy_seconds(), time.perf_counter()
+    start_total = int(server.stats()["total"])
+    marks: list[tuple[float, float]] = []  # (time, CPU of every process but the server's)
+
+    def mark() -> None:
+        marks.append((time.perf_counter(), busy_seconds() - process_seconds(server.proc.pid)))
+
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        done["result"] = rate(data, ["alpagasus"], "openai/fake-model", api_base=server.url, cache_dir=cache,
+                              settings=EngineSettings(concurrency=concurrency), engine=engine)
+
     memory = PeakMemory()
-    result = rate(data, ["alpagasus"], "openai/fake-model", api_base=server.url, cache_dir=cache,
-                  settings=EngineSettings(concurrency=concurrency), engine=engine)
+    wall0 = time.perf_counter()
+    worker = threading.Thread(target=run)
+    worker.start()
+    for share in (0.2, 0.8):
+        while worker.is_alive() and int(server.stats()["total"]) - start_total < share * n:
+            time.sleep(0.02)
+        mark()
+    worker.join()
     wall = time.perf_counter() - wall0
     peak = memory.stop()
-    cpu = busy_seconds() - cpu0 - (process_seconds(server.proc.pid) - server_cpu0)
-    ok = sum(r["alpagasus_status"] == "ok" for r in result.rows)
+    ok = sum(r["alpagasus_status"] == "ok" for r in done["result"].rows)
     assert ok >= n - 2, f"{ok}/{n} ok"  # a repeated row or two can end judge_failed in the data itself
-    return wall, cpu, peak
+    (t20, cpu20), (t80, cpu80) = marks
+    return {"wall": wall, "steady": 0.6 * n / (t80 - t20), "cpu_row": (cpu80 - cpu20) / (0.6 * n) * 1000,
+            "startup": wall - n / (0.6 * n / (t80 - t20)), "memory": peak}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--small", type=int, default=2000)
-    parser.add_argument("--large", type=int, default=8000)
+    parser.add_argument("--rows", type=int, default=12000)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--in-flight", type=int, default=64, help="K: per actor; the local engine gets 2K")
     args = parser.parse_args()
@@ -111,22 +131,16 @@ def main() -> None:
     configs = [("local engine, concurrency 2K", None, 2 * k),
                ("Ray, 1 actor x 2K", RayOptions(actors=1, in_flight_per_actor=2 * k), 2 * k),
                ("Ray, 2 actors x K", RayOptions(actors=2, in_flight_per_actor=k), 2 * k)]
-    print(f"K={k}, latency {args.latency} s, {args.small} and {args.large} rows, {os.cpu_count()} CPUs")
-    local_rate = local_cpu = None
+    print(f"K={k}, latency {args.latency} s, {args.rows} rows, {os.cpu_count()} CPUs")
+    local: dict[str, float] = {}
     with FakeServerProcess(latency=args.latency) as server:
         for name, engine, concurrency in configs:
-            small_wall, small_cpu, _ = judge(rows, args.small, work, server, engine, concurrency)
-            large_wall, large_cpu, peak = judge(rows, args.large, work, server, engine, concurrency)
-            extra = args.large - args.small
-            marginal = extra / (large_wall - small_wall)
-            cpu_row = (large_cpu - small_cpu) / extra * 1000
-            startup = large_wall - args.large / marginal
-            local_rate = local_rate or marginal
-            local_cpu = local_cpu if local_cpu is not None else cpu_row
-            print(f"{name}: {args.small / small_wall:.0f} rows/s ({small_wall:.1f} s) | {args.large / large_wall:.0f} "
-                  f"rows/s ({large_wall:.1f} s) | marginal {marginal:.0f} rows/s ({marginal / local_rate:.2f}x) | "
-                  f"start-up {startup:.1f} s | CPU {cpu_row:.2f} ms/row (+{cpu_row - local_cpu:.2f}) | "
-                  f"memory +{peak / 2**20:.0f} MiB", flush=True)
+            got = judge(rows, args.rows, work, server, engine, concurrency)
+            local = local or got
+            print(f"{name}: {args.rows / got['wall']:.0f} rows/s ({got['wall']:.1f} s) | steady {got['steady']:.0f} "
+                  f"rows/s ({got['steady'] / local['steady']:.2f}x) | start-up {got['startup']:.1f} s | steady CPU "
+                  f"{got['cpu_row']:.2f} ms/row (+{got['cpu_row'] - local['cpu_row']:.2f}) | memory "
+                  f"+{got['memory'] / 2**20:.0f} MiB", flush=True)
 
 
 if __name__ == "__main__":

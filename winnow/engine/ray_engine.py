@@ -15,9 +15,10 @@ A thin adapter over the same planning and the same online core (docs/ray.md):
 A batch is one actor's in-flight calls, and each actor runs ``TASKS_PER_ACTOR`` batches at once
 on one limiter: a new batch starts while the last one's slowest calls are still out, so the actor
 keeps its requests in flight (batches of 8 rounds, one at a time, reached 0.64x the local engine;
-this, 0.9x: BENCHMARKS.md).  A failed request is a row, never an exception that would abort the
-dataset; a killed actor costs the batches it was running (Ray re-runs them); a killed driver,
-resumed, re-sends at most the calls in flight.  Rate limits are per actor (partitioned): each
+this, 1.0x: BENCHMARKS.md).  A failed request is a row, never an exception that would abort the
+dataset; a killed actor costs its calls in flight (Ray re-runs its batches, which take the
+answers it already had from the ``ray_ledger.AnswerLedger``); a killed driver, resumed, re-sends
+at most the calls in flight.  Rate limits are per actor (partitioned): each
 actor's limiter halves on a 429 and waits out Retry-After on its own.
 """
 

@@ -20,17 +20,17 @@ class AnswerLedger:
     def __init__(self) -> None:
         self.records: dict[str, str] = {}
 
-    def put(self, keys: list[str], records: list[str]) -> None:
+    async def put(self, keys: list[str], records: list[str]) -> None:
         self.records.update(zip(keys, records, strict=True))
 
-    def known(self, keys: list[str]) -> dict[str, str]:
+    async def known(self, keys: list[str]) -> dict[str, str]:
         """The answers already given for these keys (kept until the driver forgets them: the
         batch that asks may die too)."""
         return {k: self.records[k] for k in keys if k in self.records}
 
-    def forget(self, keys: list[str]) -> None:
+    async def forget(self, keys: list[str]) -> None:
         for key in keys:
             self.records.pop(key, None)
 
-    def size(self) -> int:
+    async def size(self) -> int:
         return len(self.records)
