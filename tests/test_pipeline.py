@@ -61,3 +61,14 @@ def test_pipeline_file_rejects_unknown_keys(tmp_path):
     bad.write_text("input: x.jsonl\nmodel: m\njudges: [alpagasus]\nselekt: {method: threshold}\n")
     with pytest.raises(PipelineError, match="selekt"):
         Pipeline.from_yaml(bad)
+
+
+def test_run_engine_options_a_cluster_address_alone_means_ray():
+    from winnow.cli.run import engine_override
+    from winnow.pipeline import EngineStep
+
+    step = engine_override(None, None, "127.0.0.2:6379", None, None)
+    assert (step.kind, step.address, step.actors, step.in_flight_per_actor) == ("ray", "127.0.0.2:6379", 2, 64)
+    step = engine_override(EngineStep(kind="ray", actors=4), None, None, None, 16)
+    assert (step.kind, step.address, step.actors, step.in_flight_per_actor) == ("ray", None, 4, 16)
+    assert engine_override(EngineStep(kind="ray"), "local", None, None, None).kind == "local"

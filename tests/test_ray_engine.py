@@ -74,8 +74,8 @@ def test_a_pipeline_on_a_two_node_loopback_cluster_writes_what_the_local_engine_
         sent = server.total
         assert sent > 0
         with LoopbackCluster() as cluster:
-            on_ray = _run_pipeline(server, tmp_path, "ray", "--ray-address", cluster.address, "--ray-actors", "2",
-                                   env=cluster.driver_env)
+            on_ray = _run_pipeline(server, tmp_path, "ray", "--engine", "ray", "--ray-address", cluster.address,
+                                   "--ray-actors", "2", env=cluster.driver_env)
             assert on_ray.returncode == 0, on_ray.stderr
             for node in ("head", "worker"):  # SPREAD: one actor a node
                 assert "CallActor" in cluster.worker_logs(node), f"no actor ran on the {node} node"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -56,12 +56,7 @@ def run(
         if batch or detach:
             update["batch"] = True
         if engine or ray_address or ray_actors or ray_in_flight:
-            from winnow.pipeline import EngineStep
-
-            current = spec.engine or EngineStep()
-            chosen = {"kind": engine or ("ray" if ray_address else current.kind), "address": ray_address,
-                      "actors": ray_actors, "in_flight_per_actor": ray_in_flight}
-            update["engine"] = current.model_copy(update={k: v for k, v in chosen.items() if v is not None})
+            update["engine"] = engine_override(spec.engine, engine, ray_address, ray_actors, ray_in_flight)
         if max_cost is not None:
             update["max_cost"] = max_cost
         if output_dir:
@@ -102,3 +97,15 @@ def _dry_run(spec: Pipeline) -> None:
         typer.echo(format_estimate(est))
         total += est.cost
     typer.echo(f"pipeline total: ~${total:.4f}")
+
+
+def engine_override(current: Any, engine: str | None, address: str | None, actors: int | None,
+                    in_flight: int | None) -> Any:
+    """The pipeline's engine step with the command line's choices on top: a cluster address alone
+    means the Ray engine (a user who names a cluster wants to judge on it)."""
+    from winnow.pipeline import EngineStep
+
+    current = current or EngineStep()
+    chosen = {"kind": engine or ("ray" if address else current.kind), "address": address, "actors": actors,
+              "in_flight_per_actor": in_flight}
+    return current.model_copy(update={k: v for k, v in chosen.items() if v is not None})
