@@ -43,22 +43,26 @@ def prompt_column(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _text(value: Any, column: str, expected: str = "a string") -> str:
+    """``value`` as text, or the row's error naming ``column``."""
+    if value is MISSING:
+        raise RowError(column, "missing field")
+    if not isinstance(value, str):
+        raise RowError(column, f"expected {expected}, got {_type_name(value)}")
+    return value
+
+
 def prompt_converter(column: str, input_column: str | None = None) -> Converter:
     """One user turn, no response: ``column`` (+ "\\n\\n" + ``input_column`` when it has text)."""
     get = getter(column)
     get_input = getter(input_column) if input_column else None
 
     def convert(row: dict[str, Any]) -> tuple[list[Turn] | None, None]:
-        value = get(row)
-        if value is MISSING:
-            raise RowError(column, "missing field")
-        if not isinstance(value, str):
-            raise RowError(column, f"expected a string, got {_type_name(value)}")
-        text = value
+        text = _text(get(row), column)
         if get_input is not None:
             extra = get_input(row)
             if isinstance(extra, str) and extra.strip():
-                text = f"{value}\n\n{extra}"
+                text = f"{text}\n\n{extra}"
             elif extra not in (MISSING, None, "") and not isinstance(extra, str):
                 raise RowError(input_column, f"expected a string, got {_type_name(extra)}")
         if not text.strip():
@@ -113,12 +117,7 @@ def hh_converter(column: str = "chosen") -> Converter:
     get = getter(column)
 
     def convert(row: dict[str, Any]) -> tuple[list[Turn] | None, None]:
-        text = get(row)
-        if text is MISSING:
-            raise RowError(column, "missing field")
-        if not isinstance(text, str):
-            raise RowError(column, f"expected a transcript string, got {_type_name(text)}")
-        return hh_turns(text, column), None
+        return hh_turns(_text(get(row), column, "a transcript string"), column), None
 
     return convert
 

@@ -135,13 +135,15 @@ class CallActor:
 
         try:
             data = orjson.loads(batch["spec"][i])
-            parser = parser_for(orjson.loads(batch["record_like"][i]), self.user_judges)
-            spec = CallSpec(messages=data["messages"], parse=parser, purpose=data["purpose"],
-                            schema=data["schema"], top_logprobs=data["top_logprobs"], params=data["params"],
-                            format_hint=data["format_hint"])
-            base = CallBase(_Parts(orjson.loads(batch["parts"][i])), orjson.loads(batch["base_params"][i]))  # type: ignore[arg-type]
-            run = self._run(str(batch["judge"][i]), str(batch["model"][i]), str(batch["api_base"][i] or ""),
-                            str(batch["api_bases"][i]))
+            parts, params = orjson.loads(batch["parts"][i]), orjson.loads(batch["base_params"][i])
+            judge = str(batch["judge"][i])
+            # the parser from the facts its record will carry, as `winnow reparse` finds it
+            parser = parser_for({"judge": judge, "purpose": data["purpose"], "params": params,
+                                 "fingerprint": parts["fingerprint"], "key_parts": parts}, self.user_judges)
+            spec = CallSpec(messages=parts["messages"], parse=parser, purpose=data["purpose"], schema=parts["schema"],
+                            top_logprobs=data["top_logprobs"], params=data["params"], format_hint=data["format_hint"])
+            base = CallBase(_Parts(parts), params)  # type: ignore[arg-type]
+            run = self._run(judge, str(batch["model"][i]), str(batch["api_base"][i] or ""), str(batch["api_bases"][i]))
             answer = await self.calls.answer(run, _Sampled(str(batch["sample_id"][i])), Lookup(key, spec, base))
         except Exception:  # no reply (RequestFailed) or a fault of this call: the row's, not the dataset's
             return ""  # the driver's offline pass reports the row "not judged"; the next run asks again

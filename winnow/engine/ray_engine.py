@@ -45,20 +45,16 @@ class RayOptions:
 
 
 def payload(jr: Any, sample: Any, call: Any) -> dict[str, Any]:
-    """One planned call as plain data: everything sending, parsing and recording it needs."""
+    """One planned call as plain data: everything sending, parsing and recording it needs.  The
+    messages and schema travel once, in the key parts (the record keeps them there too)."""
     spec, base = call.lookup.spec, call.lookup.base
-    record_like = {"judge": jr.judge.name, "purpose": spec.purpose, "params": dict(base.params),
-                   "fingerprint": jr.judge.fingerprint,
-                   "key_parts": {"schema": spec.schema, "messages": spec.messages}}
     return {
         "key": call.key, "judge": jr.judge.name, "model": jr.model.model, "api_base": jr.model.api_base,
         "api_bases": "\n".join(jr.model.api_bases), "sample_id": sample.id,
-        "spec": orjson.dumps({"messages": spec.messages, "schema": spec.schema, "purpose": spec.purpose,
-                              "top_logprobs": spec.top_logprobs, "params": spec.params,
+        "spec": orjson.dumps({"purpose": spec.purpose, "top_logprobs": spec.top_logprobs, "params": spec.params,
                               "format_hint": spec.format_hint}).decode(),
         "base_params": orjson.dumps(base.params).decode(),
         "parts": orjson.dumps(base.template.parts(spec.messages, spec.schema)).decode(),
-        "record_like": orjson.dumps(record_like).decode(),
     }
 
 
