@@ -71,8 +71,8 @@ def rate_with_one_endpoint_stopped(data, cache_dir, latency: float, **kwargs):
         deadline = time.monotonic() + 120
         while two.total < 30 and time.monotonic() < deadline:
             time.sleep(0.01)
-        served_before = two.total
         two.__exit__(None, None, None)  # stopped mid-run: its connections are refused from now on
+        served_before = two.total  # read once stopped: a request in flight at the stop still counts
         worker.join(timeout=180)
     return done["result"], served_before, one.total
 
