@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--crash-after", type=int, default=0)
     parser.add_argument("--alias", default="standin.gguf")
+    parser.add_argument("--system-info", default=None, help="the CPU line the real server prints at start")
     args = parser.parse_args()
     served = 0
 
@@ -55,6 +56,8 @@ def main() -> None:
                 "usage": {"prompt_tokens": 10, "completion_tokens": 12, "total_tokens": 22},
             })
 
+    if args.system_info:  # as winnow/local/serve_main.py does, llama.cpp's list of the CPU code it runs
+        print(f"winnow local server: standin.gguf on http://127.0.0.1:{args.port}/v1; {args.system_info}", flush=True)
     print(f"standin server on 127.0.0.1:{args.port}, crashing on completion {args.crash_after + 1}", flush=True)
     ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
 

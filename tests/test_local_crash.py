@@ -23,7 +23,7 @@ from winnow.engine.sending import UNREACHABLE_AFTER, Sender
 from winnow.engine.stats import RunStats
 from winnow.engine.transport import ChatRequest, TransientError, Unreachable
 from winnow.local import LocalServer, LocalServerDied, free_port
-from winnow.local.build import describe_exit, portable_cmake_args, rebuild_command
+from winnow.local.build import build_cpu_code, crash_remedy, describe_exit, portable_cmake_args, rebuild_command
 from winnow.types import Reply, Usage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,19 +33,20 @@ STANDIN = ROOT / "tests" / "standin_server.py"
 @pytest.fixture
 def standin(monkeypatch, tmp_path):
     """Point every LocalServer at the stand-in; returns a setter for the completion it crashes on."""
-    crash = {"after": 0}
+    crash: dict = {"after": 0, "system_info": None}
 
     def command(self: LocalServer) -> list[str]:
-        return [sys.executable, str(STANDIN), "--port", str(self.port), "--crash-after", str(crash["after"]),
+        argv = [sys.executable, str(STANDIN), "--port", str(self.port), "--crash-after", str(crash["after"]),
                 "--alias", self.alias]
+        return argv + (["--system-info", crash["system_info"]] if crash["system_info"] else [])
 
     monkeypatch.setattr(LocalServer, "command", command)
     monkeypatch.setattr("winnow.local.server.check_server_extra", lambda: None)  # the stand-in needs no llama_cpp
     gguf = tmp_path / "judge.gguf"
     gguf.write_bytes(b"GGUF stand-in")
 
-    def set_crash(after: int) -> Path:
-        crash["after"] = after
+    def set_crash(after: int, system_info: str | None = None) -> Path:
+        crash["after"], crash["system_info"] = after, system_info
         return gguf
 
     return set_crash
@@ -69,6 +70,48 @@ def test_smoke_test_reports_a_build_that_crashes_on_its_first_completion(standin
     assert kept.is_file() and "crashing with SIGSEGV" in kept.read_text()
     assert not server.running
     kept.unlink()
+
+
+NATIVE_SPR = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | AVX512 = 1 | "
+              "AVX512_VBMI = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 | AMX_INT8 = 1 | LLAMAFILE = 1 | OPENMP = 1 | ")
+PORTABLE = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | LLAMAFILE = 1 | "
+
+
+def test_a_crashed_native_build_is_named_by_the_cpu_code_it_runs(standin):
+    """The Intel AVX-512/AMX VM's case: the message names the build's AVX-512/AMX code, then the rebuild."""
+    server = LocalServer(standin(0, system_info=NATIVE_SPR))
+    with pytest.raises(LocalServerDied) as caught:
+        server.start()
+    message = str(caught.value)
+    assert "runs AVX512, AVX512_VBMI, AVX512_VNNI, AVX512_BF16, AMX_INT8 code" in message
+    assert rebuild_command() in message
+    Path(message.split("server log (kept): ")[1].split(",")[0]).unlink()
+
+
+def test_a_crashed_portable_build_is_not_sent_to_rebuild(standin):
+    """A portable build that dies of SIGSEGV is not the CPU mismatch: a rebuild would waste five minutes."""
+    server = LocalServer(standin(0, system_info=PORTABLE))
+    with pytest.raises(LocalServerDied) as caught:
+        server.start()
+    message = str(caught.value)
+    assert "SIGSEGV" in message and "already portable" in message and "dmesg" in message
+    assert "pip install" not in message
+    Path(message.split("server log (kept): ")[1].split(",")[0]).unlink()
+
+
+def test_crash_remedies_follow_the_build_and_the_signal():
+    assert build_cpu_code("x\nwinnow local server: m.gguf; " + NATIVE_SPR + "\nlater") == [
+        "AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8"]
+    assert build_cpu_code(PORTABLE) == []
+    assert build_cpu_code("standin: crashing") is None  # no system info line: not known
+    assert build_cpu_code("CPU : AVX2 = 1 | AVX512 = 0 | AMX_INT8 = 0 |") == []  # compiled out
+    sigill = crash_remedy(-4, PORTABLE)
+    assert "older than Intel Haswell" in sigill and 'CMAKE_ARGS="-DGGML_NATIVE=ON"' in sigill
+    assert rebuild_command() in crash_remedy(-11, NATIVE_SPR)
+    assert rebuild_command() in crash_remedy(-11, "")  # unknown build: the known remedy
+    assert "already portable" in crash_remedy(-6, PORTABLE)
+    assert "out of memory" in crash_remedy(-9, NATIVE_SPR)  # SIGKILL is not the build's fault
+    assert "pip" not in crash_remedy(3, NATIVE_SPR)
 
 
 def test_rate_on_a_build_that_crashes_at_once_marks_no_row(standin, write_jsonl, tmp_path):

@@ -242,7 +242,7 @@ class LocalServer:
 
     def _died_error(self, code: int, when: str) -> LocalServerDied:
         self._keep_log()
-        remedy = crash_remedy(code)
+        remedy = crash_remedy(code, self.log_text())
         if -code in CRASH_SIGNALS and when.startswith("on its first"):
             remedy += "\n    (the smoke test runs before any row is judged: nothing was marked failed)"
         return LocalServerDied(
@@ -274,10 +274,16 @@ class LocalServer:
         self.proc = spawn(self.command(), self._log, env=env)
         self.model_id = wait_until_ready(self.api_base, self.proc, self.settings.startup_timeout)
 
+    def log_text(self) -> str:
+        """The server's whole log ('' without one): its first line says which CPU code the build runs."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")
+
     def log_tail(self, lines: int = 15) -> str:
         if self.log_path is None or not self.log_path.exists():
             return "(no log)"
-        text = self.log_path.read_text(errors="replace").strip().splitlines()
+        text = self.log_text().strip().splitlines()
         return "\n".join(text[-lines:]) or "(empty log)"
 
     @property
