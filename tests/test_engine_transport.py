@@ -17,6 +17,7 @@ import pytest
 from tests.fakeserver import FakeServer
 from winnow.api import open_cache, rate
 from winnow.engine import EngineSettings, FatalRunError
+from winnow.engine.sending import REJECTED_BEFORE_ANSWER
 
 MODEL = "openai/fake-model"
 KEY = "sk-test-transport-0123456789abcdef"
@@ -139,11 +140,32 @@ def test_client_errors_fail_fast_with_a_hint(transport, fault, hint, data, srv, 
         _rate(data, srv, tmp_path / "c", transport)
     message = str(info.value)
     assert hint in message and KEY not in message
-    assert srv.total <= 4  # no retries: at most the requests already in flight
+    # no retries: at most the requests already in flight; a 400 may be one row's (an over-long
+    # prompt), so it stops the run once REJECTED_BEFORE_ANSWER requests were refused and none answered
+    assert srv.total <= (4 if fault != "400" else REJECTED_BEFORE_ANSWER + 3)
+    if fault == "400":
+        assert f"{REJECTED_BEFORE_ANSWER} requests rejected and none answered" in message
     from winnow.cache import JudgmentCache
 
     with JudgmentCache(tmp_path / "c") as cache:
         assert len(cache) == 0  # a refused request is not a judgment
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_row_the_server_rejects_fails_alone(transport, srv, write_jsonl, tmp_path):
+    """One over-long prompt must not stop a 9,000-row run: its row fails, the rest are judged."""
+    rows = [{"instruction": f"Add {i} and 1.", "input": "", "output": str(i + 1)} for i in range(30)]
+    for i in (3, 17, 18):
+        rows[i]["input"] = "TOO-LONG " + "x" * 50
+    srv.script("TOO-LONG", fault="400")  # as vLLM / OpenAI answer a prompt over the context length
+    result = _rate(write_jsonl(rows), srv, tmp_path / "c", transport)
+    statuses = [r["alpagasus_status"] for r in result.rows]
+    assert [i for i, s in enumerate(statuses) if s != "ok"] == [3, 17, 18]
+    assert all(result.rows[i]["alpagasus_error"].startswith("rejected by the server: ") for i in (3, 17, 18))
+    assert "HTTP 400" in result.rows[3]["alpagasus_error"] or "BadRequest" in result.rows[3]["alpagasus_error"]
+    assert srv.total == 30  # each rejection sent once: no retries
+    again = _rate(write_jsonl(rows), srv, tmp_path / "c", transport)  # not cached: a re-run asks again
+    assert srv.total == 33 and again.stats.cache_hits == 27
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -88,13 +89,30 @@ def make_judges(
 ) -> list[Judge]:
     """The judge objects ``rate`` (and its dry run, ``audit.costs.estimate``) runs: names looked
     up with the options, local models defaulting to structured output."""
-    from winnow.judges.registry import get_judge
+    from winnow.judges.registry import check_options, get_judge
 
+    names = [spec if isinstance(spec, str) else spec.name for spec in judges]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"judge {', '.join(twice)} named twice: each judge runs once per row")
     options = dict(judge_options or {})
+    check_options(judges, options)
     if structured is not None:
         options.setdefault("structured", structured)
     options = local_judge_options(model, options)
     return [spec if isinstance(spec, Judge) else get_judge(spec, options) for spec in judges]
+
+
+def check_judge_models(judges: Sequence[Judge], judge_models: Mapping[str, Any] | None) -> None:
+    """Refuse a ``--judge-model`` entry that names no judge of the run: a typo would silently judge
+    with the run's model, and the cache would then hold judgments of a model nobody asked for."""
+    names = sorted({judge.name for judge in judges})
+    for key in judge_models or {}:
+        if key.replace("-", "_") not in names:
+            close = difflib.get_close_matches(key.replace("-", "_"), names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"--judge-model {key}=...: no judge of this run is called '{key}' "
+                             f"(judges: {', '.join(names)}){hint}")
 
 
 def model_for(judge: Judge, model: str, judge_models: Mapping[str, str | ModelConfig] | None) -> str | ModelConfig:
@@ -238,6 +256,7 @@ def rate(
         del dataset.samples[limit:]  # a trial on the first rows; the rest are not read back out
     pairs = _rejected_sides(dataset, data, layout, column_map, id_column, policy) if side == "both" else None
     judge_objects = make_judges(judges, model, judge_options, structured)
+    check_judge_models(judge_objects, judge_models)
     check_inputs(judge_objects, dataset.samples, str(data))
     out_path = Path(output) if output is not None else None
     if out_path is not None:
@@ -318,11 +337,12 @@ def rate(
     if pairs is not None:
         columns = [prefix + c for c in columns for prefix in ("chosen_", "rejected_")]
     names = [j.name for j in judge_objects]
-    if "deita_complexity" in names and "deita_quality" in names and pairs is None:
+    if "deita_complexity" in names and "deita_quality" in names:
         from winnow.judges.deita import combine_deita
 
-        rows = combine_deita(rows)
-        columns.append("deita_score")
+        for prefix in ("",) if pairs is None else ("chosen_", "rejected_"):
+            rows = combine_deita(rows, prefix)
+            columns.append(f"{prefix}deita_score")
     if out_path is not None:
         save(rows, out_path, like=dataset)
     labels_file = _write_evol_labels(judge_objects, runs, judged, verdicts, out_path)

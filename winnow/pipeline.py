@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = ["JudgeStep", "NormalizeStep", "Outputs", "Pipeline", "PipelineError", "PipelineResult", "SelectStep"]
 
@@ -31,6 +31,15 @@ class JudgeStep(_Strict):
     model: str | None = None
     api_base: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_options(self) -> JudgeStep:
+        """A step's options belong to its judge alone: a name it does not take is a typo."""
+        from winnow.judges.registry import check_options
+
+        if self.options:
+            check_options([self.name], self.options, flag="option")
+        return self
 
 
 class EngineStep(_Strict):
@@ -100,6 +109,14 @@ class Pipeline(_Strict):
     normalize: NormalizeStep | None = None
     select: SelectStep | None = None
     outputs: Outputs = Field(default_factory=Outputs)
+
+    @field_validator("side")
+    @classmethod
+    def _one_side(cls, value: str) -> str:
+        if value not in ("chosen", "rejected"):
+            raise ValueError(f"side must be chosen or rejected, got {value!r} (a pipeline selects one side's rows; "
+                             "`winnow rate --side both` judges both)")
+        return value
 
     @field_validator("judges", mode="before")
     @classmethod

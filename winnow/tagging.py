@@ -24,6 +24,7 @@ class NormalizeResult:
     tag_map_path: Path | None
     alpha: int | None
     min_support: int | None
+    from_raw: bool = False  # the input was normalised before: its <column>_raw tags were the start
 
 
 def normalize(
@@ -55,10 +56,15 @@ def normalize(
     else:
         dataset = load(data, layout=layout, column_map=column_map)
         rows, name = [s.row for s in dataset.samples], str(data)
-    raw = column_values(rows, tags_column, name)
+    raw_column = f"{tags_column}_raw"
+    # A file normalised before keeps the judge's own tags in <column>_raw: start from those, or the
+    # second run would normalise normalised tags and overwrite the judge's with them.
+    renormalised = any(raw_column in row for row in rows)
+    raw = column_values(rows, raw_column if renormalised else tags_column, name)
     for i, tags in enumerate(raw):
         if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
-            raise ValueError(f"{name}: row {i + 1}, field '{tags_column}': expected a list of tag strings")
+            field = raw_column if renormalised else tags_column
+            raise ValueError(f"{name}: row {i + 1}, field '{field}': expected a list of tag strings")
     embed = None
     if embed_model:
         from winnow.engine.embeddings import embed_texts
@@ -74,7 +80,7 @@ def normalize(
     prefix = tags_column.rsplit("_", 1)[0]
     for row, original, tags in zip(rows, raw, result.tag_lists, strict=True):
         new = dict(row)
-        new[f"{tags_column}_raw"] = original
+        new[raw_column] = original
         new[tags_column] = tags
         if f"{prefix}_complexity" in new or tags_column == "instag_tags":
             new[f"{prefix}_complexity"] = None if tags is None else len(tags)
@@ -93,4 +99,4 @@ def normalize(
             encoding="utf-8",
         )
     return NormalizeResult(out_rows, result.vocab_sizes, result.tag_map, out_path, map_path,
-                           result.alpha, result.min_support)
+                           result.alpha, result.min_support, renormalised)

@@ -224,7 +224,7 @@ def estimate(
     Same parameter names as ``winnow.api.rate``.  Local models (``local``) are priced at zero
     and their cache is not consulted (their identity comes from the server a run starts).
     """
-    from winnow.api import make_judges, model_for, open_cache
+    from winnow.api import check_judge_models, make_judges, model_for, open_cache
     from winnow.data import load
     from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
     from winnow.engine.pricing import token_prices
@@ -233,12 +233,14 @@ def estimate(
     policy: Literal["fail", "skip"] = "skip" if on_bad_row == "skip" else "fail"
     dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy)
     result = CostEstimate(rows=len(dataset.samples), batch=batch)
+    judge_objects = make_judges(judges, model, judge_options, structured)  # what rate would run
+    check_judge_models(judge_objects, judge_models)
     cache = open_cache(cache_dir, use_cache)
     try:
         engine = Engine(cache, settings or EngineSettings())
         facts = _cache_facts(cache)
         counters: dict[str, tuple[Callable[[list[dict[str, str]]], int], str]] = {}
-        for judge in make_judges(judges, model, judge_options, structured):  # what rate would run
+        for judge in judge_objects:
             chosen = str(model_for(judge, model, judge_models))
             # ``local`` models get their cache identity from the server they start, which a dry
             # run does not start: their calls all count as to send, at price zero.

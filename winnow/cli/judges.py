@@ -66,21 +66,27 @@ def show(
     data: Path | None = typer.Option(None, "--data", help="Render the prompt for a row of this file."),
     row: int = typer.Option(1, "--row", min=1, help="Which row of --data (1 = the first)."),
     mode: str | None = typer.Option(None, "--mode", help="DEITA scoring mode: direct, evol or scorer."),
+    dimension: str | None = typer.Option(None, "--dimension", help="AlpaGasus: the dimension to rate."),
     structured: bool | None = typer.Option(None, "--structured/--no-structured", help="Show the JSON variant."),
     layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
     column_map: list[str] | None = typer.Option(None, "--map", help="Column map, as for rate."),
 ) -> None:
     """The template source, the output schema, and the prompt rendered for one example row."""
-    from winnow.judges.registry import UnknownJudge, get_judge
+    from winnow.judges.registry import UnknownJudge, accepted_options, get_judge
     from winnow.judges.user import EXAMPLE
     from winnow.prompts import TemplateProblem
 
     options: dict[str, Any] = {}
     if mode:
         options["mode"] = mode
+    if dimension:
+        options["dimension"] = dimension
     if structured is not None:
         options["structured"] = structured
     try:
+        for key in options:
+            if key not in accepted_options(name):
+                fail(f"--{key} does not apply to {name} (it takes: {', '.join(sorted(accepted_options(name)))})")
         judge = get_judge(name, options)
     except (UnknownJudge, TemplateProblem, ValueError) as exc:
         fail(str(exc))

@@ -12,10 +12,18 @@ tags_app = typer.Typer(help="Work with InsTag tags.", no_args_is_help=True)
 app.add_typer(tags_app, name="tags")
 
 
-def _alpha(value: str) -> int | str | None:
-    if value in ("auto", "off", "none"):
-        return None if value != "auto" else "auto"
-    return int(value)
+def _count(flag: str, value: str, words: tuple[str, ...]) -> int | str | None:
+    """``--alpha`` / ``--min-support``: a whole count of at least 1, or one of ``words``."""
+    if value in words:
+        return None if value in ("off", "none") else value
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise typer.BadParameter(f"{value!r}: give a whole count of at least 1, or {' / '.join(words[:2])}",
+                                 param_hint=flag)
+    return count
 
 
 @tags_app.command("normalize")
@@ -41,14 +49,18 @@ def normalize(
 
     try:
         result = normalize_api(
-            data, output=output, tags_column=tags_column, alpha=_alpha(alpha), rule=not no_rule,
-            embed_model=embed_model, api_base=api_base, eps=eps, association=not no_association,
-            min_support=min_support if min_support == "auto" else int(min_support),
+            data, output=output, tags_column=tags_column, alpha=_count("--alpha", alpha, ("auto", "off", "none")),
+            rule=not no_rule, embed_model=embed_model, api_base=api_base, eps=eps, association=not no_association,
+            min_support=_count("--min-support", min_support, ("auto",)),  # type: ignore[arg-type]
             min_confidence=min_confidence, cache_dir=cache_dir, layout=layout,
             column_map=parse_pairs(column_map, "--map") or None,
         )
     except (DataError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     err("vocabulary size after each step: " + " -> ".join(f"{step} {n}" for step, n in result.vocab_sizes))
-    err(f"  alpha {result.alpha}, min support {result.min_support}")
+    if result.from_raw:
+        err(f"  {data} was normalised before: started again from the judge's tags in {tags_column}_raw")
+    alpha_note = "off" if result.alpha is None else result.alpha
+    support_note = "off (--no-association)" if no_association else result.min_support
+    err(f"  alpha {alpha_note}, min support {support_note}")
     err(f"  wrote {result.output} and the tag map {result.tag_map_path}")

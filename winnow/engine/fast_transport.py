@@ -9,7 +9,7 @@ client with just enough around it to be a drop-in for ``LitellmTransport``:
   provider prefix exactly as litellm strips it: ``openai/x`` -> ``x``, ``hosted_vllm/x`` -> ``x``);
 - the same ``Reply`` (text, usage, finish_reason, logprobs with top alternatives, model);
 - the same error classes (429 + Retry-After, 5xx, timeouts, drops, malformed bodies ->
-  ``TransientError``; 400/401/403/404/422 -> ``FatalError``), with the key redacted.
+  ``TransientError``; 400/401/403/404/413/422 -> ``FatalError``), with the key redacted.
 
 One ``ClientSession`` per transport, created lazily inside the running loop, connection pool
 sized to the run's concurrency; bodies are encoded and decoded with orjson.
@@ -35,7 +35,7 @@ from winnow.types import Reply, TokenLogprob, Usage
 __all__ = ["FastTransport", "cost_of", "resolve_endpoint", "token_prices", "wire_model"]
 
 OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
-FATAL_STATUSES = frozenset((400, 401, 403, 404, 422))
+FATAL_STATUSES = frozenset((400, 401, 403, 404, 413, 422))
 _PREFIXES = ("openai/", "hosted_vllm/")
 
 

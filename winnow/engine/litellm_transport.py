@@ -123,13 +123,15 @@ def classify(exc: Exception, api_key: str | None) -> Exception:
     name = type(exc).__name__
     if "Missing credentials" in message or "api_key client option must be set" in message:
         return FatalError(message, 401)
-    if status in (400, 401, 403, 404, 422) or name in (
+    if status in (400, 401, 403, 404, 413, 422) or name in (
         "AuthenticationError", "NotFoundError", "BadRequestError", "PermissionDeniedError",
         "UnprocessableEntityError", "ContextWindowExceededError", "ContentPolicyViolationError",
     ):
         if name == "BadRequestError" and status is None:
             # litellm raises BadRequestError for provider-side garbage replies too
             return TransientError(message, status, retry_after)
+        if status is None and name in ("ContextWindowExceededError", "ContentPolicyViolationError"):
+            status = 400  # this row's prompt, not the run's settings (see sending.ROW_REJECTIONS)
         return FatalError(message, status)
     return TransientError(message, status, retry_after, connect_failed=_connect_failed(exc))
 

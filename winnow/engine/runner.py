@@ -297,7 +297,7 @@ class Engine:
                     else:
                         verdict = await jr.judge.judge(sample, self._ask_online(calls, jr, sample))
                 except RequestFailed as exc:
-                    verdict = jr.judge.failed(f"request failed: {exc}")
+                    verdict = jr.judge.failed(f"{exc.reason}: {exc}")
                 except StopDispatch:
                     return
                 except FatalError as exc:

@@ -17,11 +17,11 @@ from winnow.engine.endpoints import EndpointPool
 from winnow.engine.limiter import Limiter
 from winnow.engine.ratelimit import RateLimits
 from winnow.engine.stats import RunStats
-from winnow.engine.transport import ChatRequest, TransientError, Unreachable
+from winnow.engine.transport import ChatRequest, FatalError, TransientError, Unreachable
 from winnow.judges.base import RequestFailed
 from winnow.types import Reply
 
-__all__ = ["UNREACHABLE_AFTER", "Sender"]
+__all__ = ["REJECTED_BEFORE_ANSWER", "ROW_REJECTIONS", "UNREACHABLE_AFTER", "Sender"]
 
 # Failed connection attempts to an address that has not answered once this run, after which
 # the run stops with "nothing answers at URL" (a few, so one refused connect while a server
@@ -31,6 +31,17 @@ UNREACHABLE_HINT = (
     "start the server first (vLLM: `vllm serve MODEL`; Ollama: `ollama serve`; winnow's own: "
     "`winnow serve-local`), or check --api-base: host, port, and the path (OpenAI-compatible bases end in /v1)"
 )
+
+# Statuses that can belong to one row rather than the run: a prompt over the context length
+# (OpenAI, vLLM, Anthropic: 400), a body too large (413), a content filter or a value the server
+# will not take for this row (422).  Such a row fails alone, without retries; 401/403/404 are
+# about the key, the model or the URL and still stop the run.
+ROW_REJECTIONS = frozenset({400, 413, 422})
+# Rejections from an address that has not answered once this run, after which they are taken for
+# what they almost always are then: a run-wide problem (an unknown parameter, a schema the server
+# cannot take, a wrong model name) that would fail every row.  Not 1: rejections come back at once
+# while answers take seconds, so a few over-long rows near the top can arrive before any answer.
+REJECTED_BEFORE_ANSWER = 8
 
 
 class Sender:
@@ -44,6 +55,7 @@ class Sender:
         stats.concurrency_limit = self.limiter.limit
         self._answered: set[str] = set()  # addresses that answered at least once this run
         self._refused: dict[str, int] = {}  # address -> failed connection attempts before that
+        self._rejected: dict[str, int] = {}  # address -> rows it rejected before it first answered
         self._pools: dict[tuple[str, ...], EndpointPool] = {}  # several endpoints of one model
 
     def _pool(self, request: ChatRequest) -> EndpointPool | None:
@@ -82,7 +94,33 @@ class Sender:
                 UNREACHABLE_HINT,
             )
 
+    def _row_rejected(self, request: ChatRequest, exc: FatalError) -> BaseException:
+        """What a non-retryable error means: this row's failure (``RequestFailed``), or the run's.
+
+        A ``ROW_REJECTIONS`` status fails its row alone, so one over-long prompt does not stop a
+        9,000-row run; but ``REJECTED_BEFORE_ANSWER`` of them from an address that has not
+        answered once this run stop it, with the server's message and the hint, as before.
+        """
+        if exc.status not in ROW_REJECTIONS or isinstance(exc, Unreachable):
+            return exc
+        where = self._where(request)
+        if where not in self._answered:
+            rejected = self._rejected[where] = self._rejected.get(where, 0) + 1
+            if rejected >= REJECTED_BEFORE_ANSWER:
+                exc.args = (f"{exc.args[0]} ({rejected} requests rejected and none answered at {where} this run)",)
+                return exc
+        self.stats.request_failures += 1
+        return RequestFailed(str(exc), reason="rejected by the server")
+
     async def send(self, transport: Any, request: ChatRequest) -> tuple[Reply, int]:
+        """Send with retries: (reply, attempts); a row the server rejects raises ``RequestFailed``
+        (see ``_row_rejected``), any other ``FatalError`` goes up and stops the run."""
+        try:
+            return await self._send(transport, request)
+        except FatalError as exc:
+            raise self._row_rejected(request, exc) from None
+
+    async def _send(self, transport: Any, request: ChatRequest) -> tuple[Reply, int]:
         """Send with retries: (reply, attempts).  Only ``TransientError`` is retried.
 
         Up to ``max_retries`` retries after the first attempt, each after a full-jitter

@@ -97,7 +97,15 @@ Ask = Callable[[CallSpec], Awaitable[Answer]]
 
 
 class RequestFailed(Exception):
-    """No reply after every retry.  Not a judgment: nothing is cached, a re-run retries."""
+    """No reply after every retry.  Not a judgment: nothing is cached, a re-run retries.
+
+    ``reason`` heads the row's error (and the summary's count): ``request failed`` after the
+    retries, ``rejected by the server`` for a row the server refused (see ``Sender``).
+    """
+
+    def __init__(self, message: str, reason: str = "request failed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(slots=True)

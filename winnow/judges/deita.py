@@ -265,16 +265,26 @@ def deita_score(complexity: Iterable[float], quality: Iterable[float]) -> float:
     return float(sum(c * q for c, q in zip(complexity, quality, strict=True)))
 
 
-def combine_deita(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Add ``deita_score`` to rows judged by both DEITA judges (in place; returns ``rows``).
+def combine_deita(rows: list[dict[str, Any]], prefix: str = "") -> list[dict[str, Any]]:
+    """Add ``<prefix>deita_score`` to rows judged by both DEITA judges (in place; returns ``rows``).
 
     A row gets the sum of per-turn products when both per-turn lists are present, of equal
     length, and both statuses are ok; otherwise ``None`` (a failed judgment is never a score).
     Rows are left untouched when neither row has both judges' columns (one judge did not run).
+    ``prefix``: ``chosen_`` / ``rejected_`` for the two sides of ``rate --side both``.
     """
-    c_col, q_col = "deita_complexity_scores", "deita_quality_scores"
+    c_col, q_col = f"{prefix}deita_complexity_scores", f"{prefix}deita_quality_scores"
     if not any(c_col in row and q_col in row for row in rows):
         return rows
+    for row in rows:
+        c, q = row.get(c_col), row.get(q_col)
+        ok = (row.get(f"{prefix}deita_complexity_status") == "ok"
+              and row.get(f"{prefix}deita_quality_status") == "ok")
+        if ok and isinstance(c, list) and isinstance(q, list) and c and len(c) == len(q):
+            row[f"{prefix}deita_score"] = deita_score(c, q)
+        else:
+            row[f"{prefix}deita_score"] = None
+    return rows
     for row in rows:
         c, q = row.get(c_col), row.get(q_col)
         ok = row.get("deita_complexity_status") == "ok" and row.get("deita_quality_status") == "ok"

@@ -7,8 +7,10 @@ file or a folder holding one).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,10 @@ BUILTIN: dict[str, str] = {
 
 class UnknownJudge(ValueError):
     pass
+
+
+class UnknownJudgeOption(ValueError):
+    """An option no judge of the run takes: a typo would otherwise judge with the default, silently."""
 
 
 def judge_class(name: str) -> type[Judge]:
@@ -52,3 +58,37 @@ def get_judge(spec: str, options: dict[str, Any] | None = None) -> Judge:
         return load_user_judge(path, options)
     known = ", ".join(sorted(BUILTIN))
     raise UnknownJudge(f"unknown judge '{spec}': use one of {known}, or a path to a judge.yaml or judge folder")
+
+
+USER_JUDGE_OPTIONS = frozenset({"structured"})  # the rest of a user judge lives in its judge.yaml
+
+
+def accepted_options(spec: str | Judge) -> frozenset[str]:
+    """The option names a judge takes: a built-in's constructor arguments, a judge.yaml's
+    ``structured``; none for a judge object, which was built before options could reach it."""
+    if isinstance(spec, Judge):
+        return frozenset()
+    if spec not in BUILTIN:
+        return USER_JUDGE_OPTIONS
+    cls = judge_class(spec)
+    params = inspect.signature(cls.__init__).parameters
+    return frozenset(name for name, p in params.items()
+                     if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def check_options(specs: Iterable[str | Judge], options: Mapping[str, Any], flag: str = "--judge-option") -> None:
+    """Refuse option names that none of ``specs`` takes, with the closest name as a hint.
+
+    One option set goes to every judge of a run (the CLI's ``--judge-option``), so an option only
+    some judges take is fine; one that no judge takes is a typo or a misunderstanding.
+    """
+    specs = list(specs)
+    known = frozenset().union(*(accepted_options(s) for s in specs)) if specs else frozenset()
+    for name in options:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        names = ", ".join(s if isinstance(s, str) else s.name for s in specs)
+        takes = ", ".join(sorted(known)) or "no options"
+        raise UnknownJudgeOption(f"{flag} {name}: no such option for {names} (options: {takes}){hint}")

@@ -1,0 +1,118 @@
+"""What a run is asked to do is what it does: misspelt judge names and options are errors, not
+defaults; both sides of a preference row get every column one side would get.
+
+Each case here was a silent surprise found by trying the CLI as a user: ``--judge-model
+alpagsus=...`` judged with the run's model, ``--judge-option dimensoin=...`` rated accuracy,
+``--side both`` with the DEITA judges wrote no ``deita_score``, and a pipeline with
+``side: both`` wrote half its outputs and then crashed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from winnow.api import rate
+from winnow.audit.costs import estimate
+from winnow.cli.app import app
+from winnow.judges.registry import UnknownJudgeOption, accepted_options
+from winnow.pipeline import Pipeline, PipelineError
+
+SHAPES = Path(__file__).parent / "data" / "shapes"
+ROWS = [{"instruction": f"Add {i} and 2.", "input": "", "output": str(i + 2)} for i in range(6)]
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_a_misspelt_judge_model_is_refused_before_any_request(fake_server, write_jsonl, tmp_path):
+    data = write_jsonl(ROWS)
+    before = fake_server.total
+    code, out = _cli("rate", str(data), "--judge", "alpagasus", "--model", "openai/judge",
+                     "--api-base", fake_server.url, "--judge-model", "alpagsus=openai/other",
+                     "--cache-dir", str(tmp_path / "c"), "-q")
+    assert code != 0
+    assert "alpagsus" in out and "did you mean 'alpagasus'" in out
+    assert fake_server.total == before
+    with pytest.raises(ValueError, match="no judge of this run is called 'instag'"):
+        estimate(data, ["alpagasus"], "openai/judge", judge_models={"instag": "openai/other"},
+                 cache_dir=tmp_path / "c")
+
+
+def test_a_judge_model_names_its_judge_in_either_spelling(fake_server, write_jsonl, tmp_path):
+    data = write_jsonl(ROWS)
+    result = rate(data, ["alpagasus", "deita-quality"], "openai/judge", api_base=fake_server.url,
+                  judge_models={"deita-quality": "openai/other", "alpagasus": "openai/judge"},
+                  cache_dir=tmp_path / "c")
+    assert {r["alpagasus_status"] for r in result.rows} == {"ok"}
+    assert {r["deita_quality_status"] for r in result.rows} == {"ok"}
+
+
+def test_a_judge_option_no_judge_takes_is_refused(fake_server, write_jsonl, tmp_path):
+    data = write_jsonl(ROWS)
+    code, out = _cli("rate", str(data), "--judge", "alpagasus", "--judge", "instag", "--model", "openai/judge",
+                     "--api-base", fake_server.url, "--judge-option", "dimensoin=helpfulness",
+                     "--cache-dir", str(tmp_path / "c"), "-q")
+    assert code != 0 and "dimensoin" in out and "did you mean 'dimension'" in out
+    # an option that one judge of the run takes is fine for the run (one option set for all)
+    result = rate(data, ["alpagasus", "instag"], "openai/judge", api_base=fake_server.url,
+                  judge_options={"dimension": "helpfulness"}, cache_dir=tmp_path / "c")
+    assert {r["alpagasus_status"] for r in result.rows} == {"ok"}
+    with pytest.raises(UnknownJudgeOption, match="mode"):
+        rate(data, ["alpagasus"], "openai/judge", api_base=fake_server.url, judge_options={"mode": "evol"},
+             cache_dir=tmp_path / "c")
+
+
+def test_a_judge_named_twice_is_refused(write_jsonl, tmp_path):
+    with pytest.raises(ValueError, match="alpagasus named twice"):
+        rate(write_jsonl(ROWS), ["alpagasus", "alpagasus"], "openai/judge", api_base="http://127.0.0.1:9/v1",
+             cache_dir=tmp_path / "c")
+
+
+def test_accepted_options_per_judge():
+    assert accepted_options("alpagasus") == {"dimension", "structured"}
+    assert "mode" in accepted_options("deita-complexity")
+    assert accepted_options("path/to/judge.yaml") == {"structured"}
+
+
+def test_pipeline_options_belong_to_their_judge(tmp_path):
+    spec = tmp_path / "p.yaml"
+    spec.write_text("input: data.jsonl\nmodel: openai/judge\n"
+                    "judges:\n  - name: alpagasus\n    options: {dimensoin: helpfulness}\n")
+    with pytest.raises(PipelineError, match=r"p\.yaml: judges\.0.*dimensoin.*did you mean 'dimension'"):
+        Pipeline.from_yaml(spec)
+    # instag takes no 'dimension', even though another judge of the pipeline would
+    with pytest.raises(ValueError, match="no such option for instag"):
+        Pipeline(input="x.jsonl", judges=[{"name": "alpagasus", "options": {"dimension": "helpfulness"}},
+                                          {"name": "instag", "options": {"dimension": "helpfulness"}}])
+
+
+def test_a_pipeline_on_both_sides_is_refused_before_it_writes(tmp_path):
+    spec = tmp_path / "p.yaml"
+    spec.write_text(f"input: {SHAPES / 'preference_pairs.jsonl'}\nmodel: openai/judge\nside: both\n"
+                    "judges: [alpagasus]\nselect: {method: threshold, top_k: 2}\n"
+                    f"outputs: {{dir: {tmp_path / 'out'}}}\n")
+    code, out = _cli("run", str(spec))
+    assert code != 0 and "side must be chosen or rejected" in out and "--side both" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_both_sides_get_a_deita_score(fake_server, tmp_path):
+    path = SHAPES / "preference_pairs.jsonl"
+    out = tmp_path / "both.jsonl"
+    result = rate(path, ["deita-complexity", "deita-quality"], "openai/judge", api_base=fake_server.url,
+                  side="both", output=out, cache_dir=tmp_path / "c")
+    assert "chosen_deita_score" in result.columns and "rejected_deita_score" in result.columns
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(written) == len(result.rows) > 0
+    for row in written:
+        for side in ("chosen_", "rejected_"):
+            assert row[f"{side}deita_complexity_status"] == "ok" and row[f"{side}deita_quality_status"] == "ok"
+            c, q = row[f"{side}deita_complexity_scores"], row[f"{side}deita_quality_scores"]
+            assert row[f"{side}deita_score"] == pytest.approx(sum(a * b for a, b in zip(c, q, strict=True)))
+        assert "deita_score" not in row
