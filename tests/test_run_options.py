@@ -116,3 +116,24 @@ def test_both_sides_get_a_deita_score(fake_server, tmp_path):
             c, q = row[f"{side}deita_complexity_scores"], row[f"{side}deita_quality_scores"]
             assert row[f"{side}deita_score"] == pytest.approx(sum(a * b for a, b in zip(c, q, strict=True)))
         assert "deita_score" not in row
+
+
+def test_a_misspelt_transport_is_refused_even_when_everything_is_cached(fake_server, write_jsonl, tmp_path):
+    data = write_jsonl(ROWS)
+    rate(data, ["alpagasus"], "openai/judge", api_base=fake_server.url, cache_dir=tmp_path / "c")
+    code, out = _cli("rate", str(data), "--judge", "alpagasus", "--model", "openai/judge", "--api-base",
+                     fake_server.url, "--transport", "fastt", "--cache-dir", str(tmp_path / "c"), "-q")
+    assert code != 0 and "unknown transport 'fastt'" in out
+
+
+def test_rate_without_an_output_says_where_the_judgments_are(fake_server, write_jsonl, tmp_path):
+    code, out = _cli("rate", str(write_jsonl(ROWS)), "--judge", "alpagasus", "--model", "openai/judge",
+                     "--api-base", fake_server.url, "--cache-dir", str(tmp_path / "c"), "-q")
+    assert code == 0 and "no file was written: the judgments are cached" in out
+
+
+def test_a_dry_run_without_a_price_does_not_claim_zero_dollars(write_jsonl, tmp_path):
+    code, out = _cli("rate", str(write_jsonl(ROWS)), "--judge", "alpagasus", "--model", "openai/no-such-priced-model",
+                     "--api-base", "http://127.0.0.1:9/v1", "--cache-dir", str(tmp_path / "c"), "--dry-run")
+    assert code == 0, out
+    assert "cost unknown (no listed price)" in out and "$0.0000" not in out

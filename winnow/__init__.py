@@ -10,7 +10,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Judge", "JudgmentCache", "Pipeline", "SingleCallJudge", "__version__", "load", "rate", "save", "select"]
+__all__ = ["EngineSettings", "Judge", "JudgmentCache", "Pipeline", "SingleCallJudge", "__version__", "load", "rate",
+           "save", "select"]
 
 _LAZY = {
     "rate": ("winnow.api", "rate"),
@@ -21,6 +22,7 @@ _LAZY = {
     "SingleCallJudge": ("winnow.judges.base", "SingleCallJudge"),
     "JudgmentCache": ("winnow.cache", "JudgmentCache"),
     "Pipeline": ("winnow.pipeline", "Pipeline"),
+    "EngineSettings": ("winnow.engine.config", "EngineSettings"),  # rate(settings=...): concurrency, rpm...
 }
 
 

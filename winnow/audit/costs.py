@@ -312,8 +312,14 @@ def format_estimate(est: CostEstimate) -> str:
             f"~{j.input_tokens:,} input + ~{j.output_tokens:,} output tokens; {price}"
         )
         lines.append(f"    input tokens: {j.input_basis}; output tokens: {j.output_basis}")
+    unpriced = [j.judge for j in est.judges if j.calls and not (j.price_in or j.price_out)]
+    if unpriced and len(unpriced) == sum(1 for j in est.judges if j.calls):
+        money = "cost unknown (no listed price)"
+    elif unpriced:
+        money = f"~${est.cost:.4f} plus {', '.join(unpriced)} (no listed price)"
+    else:
+        money = f"~${est.cost:.4f}"
     lines.append(
-        f"  total: {est.calls} calls, ~{est.input_tokens:,} input + ~{est.output_tokens:,} output tokens, "
-        f"~${est.cost:.4f}"
+        f"  total: {est.calls} calls, ~{est.input_tokens:,} input + ~{est.output_tokens:,} output tokens, {money}"
     )
     return "\n".join(lines)

@@ -117,5 +117,10 @@ def rate(
     from winnow.cli.summary import print_summary
 
     print_summary(result)
+    if output is None and no_cache:
+        err("no -o given and --no-cache: these judgments were not kept anywhere")
+    elif output is None:
+        err("no -o given, so no file was written: the judgments are cached, and the same command with "
+            "-o FILE writes them without sending anything")
     if result.stats.stopped:
         err(f"stopped early ({result.stats.stopped}); resume with:\n  {resume_command()}")

@@ -30,6 +30,12 @@ class ModelConfig:
     # itself: the engine polls it and stops the run at once when it returns an error.
     health: Callable[[], BaseException | None] | None = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # checked here, not where a transport is picked: a fully cached run picks none, and a
+        # misspelt --transport would pass unnoticed until the first miss of a later run
+        if self.transport not in ("auto", "fast", "litellm"):
+            raise ValueError(f"unknown transport '{self.transport}': use auto, fast or litellm")
+
     @property
     def cache_api_base(self) -> str | None:
         return self.key_api_base if self.key_api_base is not None else self.api_base
