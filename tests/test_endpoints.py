@@ -93,3 +93,44 @@ def test_cli_takes_api_base_more_than_once(alpaca_rows, write_jsonl, tmp_path):
                                           "--cache-dir", str(tmp_path / "c"), "-q"])
         assert result.exit_code == 0, result.output
         assert one.total + two.total == 10 and one.total and two.total
+
+
+def test_an_endpoint_dead_from_the_start_costs_no_row(alpaca_rows, write_jsonl, tmp_path):
+    """A pool with one endpoint where nothing listens: its refusals come back before the live
+    one's first answer, and must bench it, not stop the run (they did: 'nothing answers at the
+    endpoints ...' after about 18 judgments)."""
+    data = write_jsonl(alpaca_rows[:60])
+    dead = "http://127.0.0.1:9/v1"  # the discard port: nothing listens
+    with FakeServer(latency=0.05) as live:
+        for bases in ([live.url, dead], [dead, live.url]):
+            cache = tmp_path / str(len(list(tmp_path.iterdir())))
+            result = rate(data, ["alpagasus"], MODEL, api_base=bases, cache_dir=cache,
+                          settings=EngineSettings(concurrency=8, backoff_initial=0.01))
+            assert [r["alpagasus_status"] for r in result.rows] == ["ok"] * 60
+
+
+def test_a_pool_where_nothing_answers_stops_in_seconds(alpaca_rows, write_jsonl, tmp_path):
+    data = write_jsonl(alpaca_rows[:20])
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["rate", str(data), "--judge", "alpagasus", "--model", MODEL,
+                                      "--api-base", "http://127.0.0.1:9/v1", "--api-base", "http://127.0.0.1:7/v1",
+                                      "--cache-dir", str(tmp_path / "c"), "-q"])
+    assert result.exit_code == 1
+    assert "nothing answers at the endpoints http://127.0.0.1:9/v1, http://127.0.0.1:7/v1" in result.output
+    assert time.monotonic() - started < 15
+
+
+def test_credentials_in_an_api_base_reach_neither_the_cache_nor_messages(alpaca_rows, write_jsonl, tmp_path):
+    data = write_jsonl(alpaca_rows[:3])
+    with FakeServer() as srv:
+        with_secret = srv.url.replace("http://", "http://user:urlsecret42@")
+        result = rate(data, ["alpagasus"], MODEL, api_base=with_secret, cache_dir=tmp_path / "c")
+        assert [r["alpagasus_status"] for r in result.rows] == ["ok"] * 3
+        again = rate(data, ["alpagasus"], MODEL, api_base=srv.url, cache_dir=tmp_path / "c")
+        assert again.stats.calls == 0  # the same server, with or without the credentials
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "c").rglob("*") if p.is_file())
+    assert b"urlsecret42" not in stored
+    failed = CliRunner().invoke(app, ["rate", str(data), "--judge", "alpagasus", "--model", MODEL, "--api-base",
+                                      "http://user:urlsecret42@127.0.0.1:9/v1", "--cache-dir", str(tmp_path / "d"),
+                                      "-q"])
+    assert failed.exit_code == 1 and "nothing answers at" in failed.output and "urlsecret42" not in failed.output

@@ -9,6 +9,7 @@ with the same settings is the same judgment, whichever transport carried it.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import orjson
@@ -21,10 +22,16 @@ SEMANTIC_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "presen
                    "frequency_penalty", "top_logprobs")
 
 
+# ``http://user:secret@host/v1``: the user-info part of a URL, which can hold a password
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
 def normalise_api_base(api_base: str | None) -> str | None:
+    """The address as the cache key records it: no trailing slash, and no credentials in it
+    (a secret never reaches the cache; the host, port and path are what identify the server)."""
     if not api_base:
         return None
-    return api_base.rstrip("/")
+    return _USERINFO.sub("", api_base).rstrip("/")
 
 
 def key_parts(

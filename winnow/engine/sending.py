@@ -17,7 +17,7 @@ from winnow.engine.endpoints import EndpointPool
 from winnow.engine.limiter import Limiter
 from winnow.engine.ratelimit import RateLimits
 from winnow.engine.stats import RunStats
-from winnow.engine.transport import ChatRequest, FatalError, TransientError, Unreachable
+from winnow.engine.transport import ChatRequest, FatalError, TransientError, Unreachable, redact
 from winnow.judges.base import RequestFailed
 from winnow.types import Reply
 
@@ -30,6 +30,10 @@ UNREACHABLE_AFTER = 3
 UNREACHABLE_HINT = (
     "start the server first (vLLM: `vllm serve MODEL`; Ollama: `ollama serve`; winnow's own: "
     "`winnow serve-local`), or check --api-base: host, port, and the path (OpenAI-compatible bases end in /v1)"
+)
+PROVIDER_UNREACHABLE_HINT = (
+    "the provider's API cannot be reached from this machine: check the network, a proxy (HTTPS_PROXY), "
+    "or the provider's status page"
 )
 
 # Statuses that can belong to one row rather than the run: a prompt over the context length
@@ -67,10 +71,13 @@ class Sender:
         return pool
 
     def _where(self, request: ChatRequest) -> str:
-        """The address a connection failure is counted against: the pool counts as one."""
+        """The address failures are counted against and messages name (the pool as one), with
+        any ``user:password@`` in it redacted."""
         if len(request.endpoints) >= 2:
-            return "the endpoints " + ", ".join(request.endpoints)
-        return request.api_base or request.model
+            return redact("the endpoints " + ", ".join(request.endpoints))
+        if request.api_base:
+            return redact(request.api_base)
+        return f"{request.model}'s provider"
 
     def _pause(self, request: ChatRequest, attempt: int, exc: BaseException | None) -> float:
         """Seconds before the next attempt: none while another endpoint of the pool is healthy."""
@@ -81,17 +88,29 @@ class Sender:
 
     def _connect_failed(self, request: ChatRequest, exc: TransientError) -> None:
         """Count a failed connection; raise ``Unreachable`` once an address that never
-        answered has refused ``UNREACHABLE_AFTER`` attempts (see ``Unreachable``)."""
+        answered has refused ``UNREACHABLE_AFTER`` attempts (see ``Unreachable``).
+
+        In a pool each endpoint is counted alone, and the run stops only when every one of them
+        has refused that often and none has answered: a dead endpoint among live ones is benched
+        (``EndpointPool``), and its refusals come back before the live ones' first answers.
+        """
         where = self._where(request)
         if where in self._answered:
             return  # it answered before: a dropped connection is worth today's retries
-        refused = self._refused[where] = self._refused.get(where, 0) + 1
+        pool = self._pool(request)
+        if pool is not None and request.api_base is not None:
+            self._refused[request.api_base] = self._refused.get(request.api_base, 0) + 1
+            if any(pool.answered.values()) or any(self._refused.get(u, 0) < UNREACHABLE_AFTER for u in pool.urls):
+                return
+            refused = sum(self._refused.get(u, 0) for u in pool.urls)
+        else:
+            refused = self._refused[where] = self._refused.get(where, 0) + 1
         if refused >= UNREACHABLE_AFTER:
             self.stats.request_failures += 1
             raise Unreachable(
                 f"nothing answers at {where}: {refused} attempts to connect failed and no request to it has "
                 f"succeeded this run (last: {exc})",
-                UNREACHABLE_HINT,
+                UNREACHABLE_HINT if request.api_base or request.endpoints else PROVIDER_UNREACHABLE_HINT,
             )
 
     def _row_rejected(self, request: ChatRequest, exc: FatalError) -> BaseException:

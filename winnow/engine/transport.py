@@ -80,11 +80,15 @@ class Transport(Protocol):
 _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+|(?i:api[_-]?key)['\"]?\s*[:=]\s*['\"]?[^\s'\",}]+)")
 
 
+_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")  # http://user:password@host/...
+
+
 def redact(text: str, secret: str | None = None) -> str:
-    """Remove an API key (and anything that looks like one) from an error message."""
+    """Remove an API key (and anything that looks like one, or a URL's user:password) from an
+    error message."""
     if secret:
         text = text.replace(secret, "***")
-    return _KEYLIKE.sub("***", text)
+    return _URL_USERINFO.sub("***@", _KEYLIKE.sub("***", text))
 
 
 def fatal_hint(status: int | None) -> str:

@@ -37,9 +37,13 @@ from winnow.selectors._tagsets import dedupe_segments, intern_tag_sets, offsets
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["TagNormalization", "auto_alpha", "auto_min_support", "normalize_tags", "rule_key"]
+__all__ = [
+    "TagNormalization", "auto_alpha", "auto_min_support", "normalize_tags", "parse_alpha", "parse_min_support",
+    "rule_key",
+]
 
 _NON_ALNUM = re.compile(r"[\W_]+")
+_COUNT = re.compile(r"\s*[0-9]+\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,46 @@ def auto_alpha(n_rows: int) -> int:
 def auto_min_support(n_rows: int) -> int:
     """The paper's FP-Growth support 40 for ~300K queries, scaled linearly (P-I4)."""
     return max(1, math.floor(40 * n_rows / 300_000 + 0.5))
+
+
+def parse_alpha(value: object) -> int | Literal["auto"] | None:
+    """The frequency filter's ``alpha`` as the CLI (``--alpha``), a pipeline file or Python gives
+    it: a whole count >= 1, ``"auto"``, or ``"off"``/``None`` for no filter.  One parser, so every
+    route refuses a bad value with the same message, naming the flag, instead of ``int()``'s."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    count = _whole_count(value)
+    if count is None or count < 1:
+        raise ValueError(f"--alpha (alpha) must be a whole count >= 1, 'auto' or 'off' (None in Python), "
+                         f"got {value!r}")
+    return count
+
+
+def parse_min_support(value: object) -> int | Literal["auto"]:
+    """Association rules' absolute ``min_support`` (``--min-support``): a whole count >= 1 or
+    ``"auto"``; the same message from the CLI, a pipeline file and Python."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    count = _whole_count(value)
+    if count is None or count < 1:
+        raise ValueError(f"--min-support (min_support) must be a whole count of samples >= 1 or 'auto', "
+                         f"got {value!r}")
+    return count
+
+
+def _whole_count(value: object) -> int | None:
+    """``value`` as a whole number, or None when it is not one (0.5 is not silently 0)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _COUNT.fullmatch(value):
+        return int(value)
+    return None
 
 
 def rule_key(tag: str, stem: Callable[[str], str] | None = None) -> str:
@@ -199,6 +243,9 @@ def normalize_tags(
     """Normalise open-set InsTag tags (methods.md 2.4); see the module docstring for each step."""
     import numpy as np
 
+    alpha, min_support = parse_alpha(alpha), parse_min_support(min_support)
+    if not 0 < min_confidence <= 1:
+        raise ValueError(f"--min-confidence (min_confidence) must be in (0, 1], got {min_confidence!r}")
     n = len(tag_lists)
     flat, lengths, vocab = intern_tag_sets(tag_lists)
     freq = np.bincount(flat, minlength=len(vocab))
@@ -207,9 +254,7 @@ def normalize_tags(
     sizes = [("raw", n_groups)]
     used_alpha = used_support = None
     if alpha is not None:
-        used_alpha = auto_alpha(n) if alpha == "auto" else int(alpha)
-        if used_alpha < 1:
-            raise ValueError(f"alpha must be >= 1, 'auto' or None, got {alpha!r}")
+        used_alpha = auto_alpha(n) if alpha == "auto" else alpha
         group, n_groups = _relabel(group, np.where(freq >= used_alpha, np.arange(len(vocab)), -1))
         sizes.append(("frequency", n_groups))
     if rule:
@@ -239,10 +284,7 @@ def normalize_tags(
         sizes.append(("semantic", n_groups))
     n_rules = 0
     if association:
-        used_support = auto_min_support(n) if min_support == "auto" else int(min_support)
-        if used_support < 1 or not 0 < min_confidence <= 1:
-            raise ValueError(f"need min_support >= 1 and 0 < min_confidence <= 1, got {min_support!r}, "
-                             f"{min_confidence!r}")
+        used_support = auto_min_support(n) if min_support == "auto" else min_support
         g = group[flat]
         keep = g >= 0
         ck = offsets(keep.astype(np.int64))[offsets(lengths)]
