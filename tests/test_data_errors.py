@@ -91,7 +91,8 @@ def test_wrong_types_alpaca(tmp_path, row, field, message):
         ([], "conversations", "empty conversation"),
         ("hello", "conversations", "expected a list of turns, got str"),
         ([{"from": "human", "value": 1}], "conversations.0.value", "expected a string, got int"),
-        ([{"from": "human"}], "conversations.0.content", "missing field"),
+        ([{"from": "human"}], "conversations.0.value", "missing field"),  # ShareGPT: `from` goes with `value`
+            ([{"role": "user"}], "conversations.0.content", "missing field"),
         ([{"value": "x"}], "conversations.0.from", "missing field (expected 'from' or 'role')"),
         ([{"from": "alien", "value": "x"}], "conversations.0.from", "unknown speaker 'alien'"),
         (["hi"], "conversations.0", "expected an object, got str"),

@@ -238,7 +238,9 @@ def test_seed_tasks_with_dotted_column_map(tmp_path):
     )
     back = load(save(ds.rows, tmp_path / "seed.jsonl"), column_map=mapping)
     assert back.rows == raw and [s.turns for s in back.samples] == [s.turns for s in ds.samples]
-    with pytest.raises(DataError, match=r"seed_tasks\.jsonl: line 1, field 'task': missing field"):
+    # a mapped field that no row has is the map's fault, said once (it was a bad row per line)
+    with pytest.raises(DataError, match=r"seed_tasks\.jsonl: column map entry instruction=task: no row has the "
+                                        r"field 'task' \(columns: id, name, instruction"):
         load(SEED, column_map={"instruction": "task", "output": "instances.0.output"})
 
 
@@ -249,8 +251,11 @@ def test_column_map_renames_and_layout_override(tmp_path):
     assert ds.samples[0].id == "q1" and ds.samples[0].alpaca == ("What?", "", "That.")
     chat = tmp_path / "odd.jsonl"
     chat.write_text(json.dumps({"instruction": "x", "dialog": [{"role": "user", "content": "hi"}]}) + "\n")
-    # an `instruction` and no response column: a prompt pool (issue 16), its one user turn is "x"
-    pooled = load(chat, on_bad_row="skip")
+    # an `instruction` and no response column looks like a prompt pool (issue 16), but `dialog`
+    # would be dropped unread: detection refuses and names it; --layout prompt reads "x" alone
+    with pytest.raises(DataError, match=r"column 'dialog' \(nested data\) would be left unread.*--map messages=dialog"):
+        load(chat, on_bad_row="skip")
+    pooled = load(chat, layout="prompt")
     assert pooled.layout == "prompt" and pooled.samples[0].turns == [Turn("user", "x")]
     forced = load(chat, layout="messages", column_map={"messages": "dialog"})
     assert forced.layout == "messages" and forced.samples[0].turns == [Turn("user", "hi")]
@@ -277,10 +282,14 @@ def test_unknown_suffix_is_sniffed_and_output_format_follows_input(tmp_path):
     src.write_text('[{"instruction": "a", "output": "b"}]')
     ds = load(src)
     assert ds.format == "json"
-    out = save(ds.rows, tmp_path / "result.out", like=ds)
+    out = save(ds.rows, tmp_path / "result", like=ds)  # no suffix: the input's format
     assert json.loads(out.read_text()) == ds.rows
     with pytest.raises(DataError, match="cannot tell which format"):
-        save(ds.rows, tmp_path / "result.out")
+        save(ds.rows, tmp_path / "result")
+    # a suffix we do not write is an error, not the input's format under a wrong name
+    with pytest.raises(DataError, match=r"cannot write a '\.out' file; name the output with one of: \.csv"):
+        save(ds.rows, tmp_path / "result.out", like=ds)
+    assert not (tmp_path / "result.out").exists()
     assert (
         save(ds.rows, tmp_path / "forced.out", format="csv")
         .read_bytes()

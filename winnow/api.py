@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,9 @@ class RateResult:
 
 def preflight_output(path: Path) -> None:
     """Refuse an output we could not write, before any request is sent."""
+    from winnow.data.writers import check_output_suffix
+
+    check_output_suffix(path)  # x.xlsx / x.jsonl.gz: no format to write them in
     parent = path.resolve().parent
     if not parent.is_dir():
         raise PreflightError(f"cannot write {path}: folder {parent} does not exist")
@@ -115,6 +118,20 @@ def check_judge_models(judges: Sequence[Judge], judge_models: Mapping[str, Any] 
                              f"(judges: {', '.join(names)}){hint}")
 
 
+def check_max_cost(settings: EngineSettings, models: Sequence[str]) -> None:
+    """Refuse a ``--max-cost`` that cannot be enforced: a model with no listed price costs $0 a
+    call as far as winnow can tell, so the cap would silently never stop the run."""
+    if settings.max_cost is None:
+        return
+    from winnow.engine.fast_transport import token_prices
+
+    unpriced = sorted({m for m in models if token_prices(m) == (0.0, 0.0)})
+    if unpriced:
+        raise PreflightError(
+            f"--max-cost {settings.max_cost:g} cannot be enforced: no listed price for {', '.join(unpriced)} "
+            "(litellm's price table), so every call counts as $0. Drop --max-cost, or judge with a priced model")
+
+
 def model_for(judge: Judge, model: str, judge_models: Mapping[str, str | ModelConfig] | None) -> str | ModelConfig:
     """The model that judges ``judge``: its ``--judge-model`` entry (``deita-quality`` and
     ``deita_quality`` both name it), else the run's model."""
@@ -151,14 +168,14 @@ PAIRED_LAYOUTS = ("preference", "hh")
 
 def _rejected_sides(
     dataset: Any, data: str | Path, layout: str | None, column_map: dict[str, str] | None, id_column: str | None,
-    policy: Literal["fail", "skip"],
+    policy: Literal["fail", "skip"], need_response: bool = False,
 ) -> list[tuple[Any, Any]]:
     """``--side both``: each chosen sample with the same row's rejected one.  A row whose either
     side is bad is left out of both (and reported once)."""
     from winnow.data import load
 
     other = load(data, layout=dataset.layout, column_map=column_map, id_column=id_column, on_bad_row=policy,
-                 side="rejected")
+                 side="rejected", need_response=need_response)
     by_index = {s.index: s for s in other.samples}
     known = {(b.index, b.field) for b in dataset.bad_rows}
     dataset.bad_rows.extend(b for b in other.bad_rows if (b.index, b.field) not in known)
@@ -227,6 +244,8 @@ def rate(
     limit: int | None = None,
     side: str = "chosen",
     engine: Any = None,
+    on_stats: Callable[[RunStats], None] | None = None,
+    log_as: str = "rate",
 ) -> RateResult:
     """Rate every row of ``data`` with every judge; write the annotated rows to ``output``.
 
@@ -236,6 +255,9 @@ def rate(
     rejects requests, ``Interrupted`` on Ctrl-C (after caching everything finished).
     ``engine``: None (this process), "ray" or a ``winnow.engine.ray_engine.RayOptions``: the
     calls are answered by actors on a Ray cluster, into this cache (docs/ray.md).
+    ``log_as``: the command the cache's run log names (``compare`` rates through here).
+    ``on_stats``: called with the run's stats before they are logged; the batch driver counts
+    the judgments its job bought (read back here as cache hits) as this run's.
     """
     from winnow.data import load, save
     from winnow.engine.progress import live_progress
@@ -248,15 +270,21 @@ def rate(
     policy: Literal["fail", "skip"] = "skip" if on_bad_row == "skip" else "fail"
     if side not in ("chosen", "rejected", "both"):
         raise ValueError(f"side must be chosen, rejected or both, got {side!r}")
+    judge_objects = make_judges(judges, model, judge_options, structured)
+    # rows with an empty response are bad rows for judges that read it (winnow/data/responses.py)
+    need_response = any(j.needs_response for j in judge_objects)
     dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy,
-                   side="rejected" if side == "rejected" else "chosen")
+                   side="rejected" if side == "rejected" else "chosen", need_response=need_response)
     if side != "chosen" and dataset.layout not in PAIRED_LAYOUTS:
         raise ValueError(f"--side {side}: {data} is {dataset.layout} data; sides belong to preference and hh rows")
     if limit is not None:
         del dataset.samples[limit:]  # a trial on the first rows; the rest are not read back out
-    pairs = _rejected_sides(dataset, data, layout, column_map, id_column, policy) if side == "both" else None
-    judge_objects = make_judges(judges, model, judge_options, structured)
+    pairs = (_rejected_sides(dataset, data, layout, column_map, id_column, policy, need_response)
+             if side == "both" else None)
     check_judge_models(judge_objects, judge_models)
+    settings = settings or EngineSettings()
+    check_max_cost(settings, [str(getattr(m, "model", m)) for m in (model_for(j, model, judge_models)
+                                                                     for j in judge_objects)])
     check_inputs(judge_objects, dataset.samples, str(data))
     out_path = Path(output) if output is not None else None
     if out_path is not None:
@@ -312,11 +340,13 @@ def rate(
             if answered:  # the offline pass read Ray's answers as hits: they were this run's calls
                 stats.cache_hits = max(0, stats.cache_hits - answered)
                 stats.calls += answered
+            if on_stats is not None:
+                on_stats(stats)
         finally:
             if use_cache:
                 from winnow.cache.runs import append_run
 
-                append_run(cache.directory, stats.as_dict(), command="rate", data=str(data),
+                append_run(cache.directory, stats.as_dict(), command=log_as, data=str(data),
                            judges=[j.name for j in judge_objects], models=sorted({r.model.model for r in runs}),
                            output=str(out_path) if out_path else None)
     rows: list[dict[str, Any]] = []

@@ -24,3 +24,15 @@ class DataError(ValueError):
         if len(bad_rows) > 1:
             message += f" (and {len(bad_rows) - 1} more bad rows)"
         return cls(message, bad_rows)
+
+
+class MapError(DataError):
+    """A column map entry that names a field no row of the file has (a typo, most likely).
+
+    Its own type so ``winnow inspect`` stops on it (the user's argument is wrong) instead of
+    suggesting a map for a file it could not read."""
+
+
+class LayoutRefused(DataError):
+    """The file's layout was not chosen automatically because reading it that way would leave
+    data unread (or its records are wrapped in an object); the message says what to pass."""

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Inspection", "inspect_file"]
+from winnow.data.suggest import suggest_map, wrapped_records
 
-RESPONSE_NAMES = ("output", "response", "answer", "completion", "target", "reply", "chosen")
+__all__ = ["Inspection", "inspect_file", "suggest_map"]
+
 WHY = {
     "alpaca": "rows have 'instruction' and 'output' (Alpaca)",
     "sharegpt": "rows have a 'conversations' list of {from, value} turns (ShareGPT)",
@@ -44,17 +45,24 @@ class Inspection:
     judges_ok: list[str] = field(default_factory=list)
     judges_not: dict[str, str] = field(default_factory=dict)  # judge -> why it cannot run
     suggested_map: str | None = None
+    problem: str | None = None  # why the file was not read as it stands (a layout refused, wrapped records)
+    map_missing: dict[str, tuple[str, int]] = field(default_factory=dict)  # map key -> (path, rows without it)
 
     def lines(self) -> list[str]:
         out = [f"{self.path}: {self.format}, {self.records} records"]
         out.append(f"layout: {self.layout or 'not recognised'} ({self.why})")
         out.append(f"columns: {', '.join(self.columns) or '(none)'}")
+        if self.problem:
+            out.append(f"not read as it stands: {self.problem}")
         if self.suggested_map:
             out.append(f"to read it, try: winnow rate {self.path} --map {self.suggested_map} ...")
         if self.layout is None:
             return out
         bad = f" ({self.bad_count} bad)" if self.bad_count else ""
         out.append(f"valid rows: {self.valid} of {self.records}{bad}")
+        for key, (path, missing) in self.map_missing.items():
+            empty = " (read as empty)" if key == "input" else ""
+            out.append(f"map {key}={path}: missing in {missing} of {self.records} rows{empty}")
         out += [f"  bad: {b}" for b in self.bad]
         for ex in self.examples:
             out.append(f"row {ex['row']} (id {ex['id']}):")
@@ -80,7 +88,9 @@ def inspect_file(
     examples: int = 3,
 ) -> Inspection:
     from winnow.data import DataError, load
+    from winnow.data.errors import LayoutRefused, MapError
     from winnow.data.layouts import DETECT_ROWS, layout_from_map, row_layout
+    from winnow.data.mapping import missing_counts
     from winnow.data.readers import read_raw
     from winnow.judges.registry import BUILTIN, judge_class
 
@@ -101,8 +111,13 @@ def inspect_file(
     result = Inspection(name, raw.format, len(raw.values), None, why, [str(c) for c in columns])
     try:
         dataset = load(path, layout=layout, column_map=column_map, on_bad_row="skip", side=side)
-    except DataError:
-        result.suggested_map = suggest_map(objects[:DETECT_ROWS])
+    except MapError:
+        raise  # the user's --map is wrong: say so, do not guess another one
+    except DataError as exc:
+        if isinstance(exc, LayoutRefused):
+            result.problem = str(exc)
+        if wrapped_records(raw.values) is None:  # records in one object: the problem says how to unwrap them
+            result.suggested_map = suggest_map(objects[:DETECT_ROWS])
         return result
     result.layout = dataset.layout
     result.valid = len(dataset.samples)
@@ -111,37 +126,29 @@ def inspect_file(
     for sample in dataset.samples[:examples]:
         result.examples.append({"row": sample.index + 1, "id": sample.id,
                                 "turns": [(t.role, t.content) for t in sample.turns]})
-    with_response = sum(s.has_response for s in dataset.samples)
-    for judge_name in BUILTIN:
+    for key, path in (column_map or {}).items():
+        missing = missing_counts(raw.values, {key: path})[key]
+        if missing:
+            result.map_missing[key] = (path, missing)
+    _judges(result, dataset, BUILTIN, judge_class)
+    return result
+
+
+def _judges(result: Inspection, dataset: Any, builtin: Any, judge_class: Any) -> None:
+    """Which built-in judges can run on the valid rows; rows with an empty response (or an
+    unanswered last turn) count as rows without one, as they do when rating."""
+    if not dataset.samples:
+        return
+    empty = {b.index for b in dataset.unanswered}
+    with_response = sum(s.has_response and s.index not in empty for s in dataset.samples)
+    for judge_name in builtin:
         cls = judge_class(judge_name)
         if not cls.needs_response or with_response == len(dataset.samples):
             result.judges_ok.append(judge_name)
         elif with_response == 0:
             result.judges_not[judge_name] = "needs a response; no row has one"
         else:
-            result.judges_not[judge_name] = f"needs a response; {len(dataset.samples) - with_response} rows have none"
-    return result
-
-
-def suggest_map(rows: list[dict[str, Any]]) -> str | None:
-    """The ``--map`` that would read rows no layout matches, from their column names and types."""
-    if not rows:
-        return None
-    first = rows[0]
-    lowered = {str(k).lower(): str(k) for k in first}
-    texts = [k for k in first if isinstance(first[k], str)]
-    lists = [k for k in first if isinstance(first[k], list) and first[k] and isinstance(first[k][0], dict)]
-    if lists:
-        return f"messages={lists[0]}"
-    prompt_like = ("prompt", "instruction", "question", "query", "input", "text", "task", "problem", "source",
-                   "context", "human", "user")
-    prompt = next((lowered[n] for n in prompt_like if n in lowered and lowered[n] in texts), None)
-    response = next((lowered[n] for n in RESPONSE_NAMES if n in lowered and lowered[n] in texts), None)
-    if prompt is None and texts:
-        prompt = max(texts, key=lambda k: sum(len(str(r.get(k) or "")) for r in rows)) if response is None else next(
-            (k for k in texts if k != response), None)
-    if prompt and response:
-        return f"instruction={prompt},output={response}"
-    if prompt:
-        return f"prompt={prompt}"
-    return None
+            lacking = len(dataset.samples) - with_response
+            first = f"; first: {dataset.unanswered[0].describe()}" if dataset.unanswered else ""
+            result.judges_not[judge_name] = (f"needs a response; {lacking} rows have none or an empty one "
+                                             f"(bad rows when rating){first}")

@@ -220,6 +220,17 @@ def _content(turn: dict[str, Any], field: str) -> str:
     raise RowError(field, f"expected a string, got {_type_name(value)}")
 
 
+def _text_key(turn: dict[str, Any], role_key: str) -> str:
+    """The key a turn's text is under; when absent, the one its speaker key implies (ShareGPT
+    ``from`` goes with ``value``, OpenAI ``role`` with ``content``), so an error names the
+    field the user has to add."""
+    if "value" in turn:
+        return "value"
+    if "content" in turn:
+        return "content"
+    return "value" if role_key == "from" else "content"
+
+
 def _tool_calls(calls: Any, field: str) -> str:
     """An assistant turn's tool calls as the text a judge reads: ``[tool call] name(arguments)``."""
     if not isinstance(calls, list):
@@ -272,7 +283,7 @@ def conversation_converter(column: str, require_user: bool = True) -> Converter:
             role = ROLE_NAMES.get(speaker.lower()) if isinstance(speaker, str) else None
             if role is None:
                 raise RowError(f"{where}.{role_key}", f"unknown speaker {speaker!r}")
-            key = "value" if "value" in turn else "content"
+            key = _text_key(turn, role_key)
             if role == "assistant" and turn.get(key) is None and turn.get("tool_calls"):
                 turns.append(Turn(role, _tool_calls(turn["tool_calls"], f"{where}.tool_calls")))
                 continue  # an assistant turn that only calls tools (OpenAI: content null)

@@ -54,6 +54,8 @@ def read_raw(path: Path) -> RawTable:
         return tabular.read_csv(data, name, fmt)
     if fmt == "json":
         return read_json(data, name)
+    if data.lstrip()[:1] == b"[":
+        return _jsonl_that_is_an_array(data, name)
     return read_jsonl(data, name)
 
 
@@ -85,6 +87,18 @@ def _sniff(data: bytes, name: str) -> str:
     raise DataError(f"{name}: unknown format; name the file .jsonl, .json, .csv, .tsv or .parquet")
 
 
+def _jsonl_that_is_an_array(data: bytes, name: str) -> RawTable:
+    """A .jsonl file holding one JSON array (a pretty-printed export saved under the wrong name)
+    is read as that array, as a .json file holding JSON Lines is read as JSON Lines.
+
+    Why: read line by line, every line of it was a bad row ("252 records, 252 bad") and nothing
+    said the file was an array.  Only a pretty-printed array (its first line a lone ``[``) is
+    taken for one: a JSON Lines file whose first record is an array row still reads line by line."""
+    if data.lstrip().split(b"\n", 1)[0].strip() != b"[":
+        return read_jsonl(data, name)  # e.g. a first line that is an array row: a bad row, the rest read
+    return read_json(data, name)  # a broken array: the error names the element that breaks it
+
+
 def read_json(data: bytes, name: str) -> RawTable:
     """A JSON array of rows. A .json file that is really JSON Lines is read as JSON Lines."""
     if data.lstrip()[:1] == b"{":
@@ -94,6 +108,11 @@ def read_json(data: bytes, name: str) -> RawTable:
             return read_jsonl(data, name)  # several objects, one per line
         if isinstance(doc, dict) and len(data.strip().splitlines()) == 1:
             return read_jsonl(data, name)  # a one-row JSON Lines file
+        wrapped = _wrapped(doc)
+        if wrapped is not None:
+            from winnow.data.dataset import unwrap_hint
+
+            raise DataError(unwrap_hint(name, *wrapped))
         raise DataError(f"{name}: the top-level JSON value is an object; expected an array of rows or JSONL")
     opening = brackets(data)
     try:
@@ -112,6 +131,12 @@ def read_json(data: bytes, name: str) -> RawTable:
             if isinstance(value, dict | list) and too_deep(value):
                 doc[i] = BadRow(name, i, None, None, _TOO_DEEP)
     return RawTable("json", doc)
+
+
+def _wrapped(doc: Any) -> tuple[str, int] | None:
+    from winnow.data.suggest import wrapped_records
+
+    return wrapped_records([doc])
 
 
 def read_jsonl(data: bytes, name: str) -> RawTable:

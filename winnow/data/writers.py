@@ -31,8 +31,27 @@ _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 Row = Mapping[str, Any]
 
 
+def check_output_suffix(path: Path) -> None:
+    """Refuse an output name whose suffix names no format we write (``x.xlsx``, ``x.jsonl.gz``).
+
+    Why: such a name used to get the input's format under the wrong suffix (JSON text in a
+    ``.xlsx``, uncompressed text in a ``.gz``), silently.  A name without a suffix still means
+    "the input's format".  Callers that judge rows call this before the first request, so a
+    typo costs nothing."""
+    suffix = path.suffix.lower()
+    if suffix and suffix not in FORMAT_BY_SUFFIX:
+        known = ", ".join(sorted(dict.fromkeys(FORMAT_BY_SUFFIX)))
+        compressed = " (compressed output is not supported)" if suffix in _COMPRESSED else ""
+        raise DataError(f"{path}: cannot write a '{suffix}' file{compressed}; name the output with one of: {known}")
+
+
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
+
+
 def output_format(path: Path, format: str | None = None, like_format: str | None = None) -> str:
-    """Explicit format, else the suffix, else the input's format."""
+    """Explicit format, else the suffix, else (no suffix at all) the input's format."""
+    if format is None:
+        check_output_suffix(path)
     fmt = format or FORMAT_BY_SUFFIX.get(path.suffix.lower()) or like_format
     if fmt not in WRITABLE:
         raise DataError(
