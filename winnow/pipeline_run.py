@@ -159,5 +159,6 @@ def _write_report(path: Path, p: Pipeline, rated: Any, rows: list[dict[str, Any]
     settings = p.model_dump(exclude={"api_key"})
     with JudgmentCache(p.cache_dir) as cache:
         write_report(rows, selection.rows if selection else None, judges=rated.judges, settings=settings,
-                     cache=cache, output=path, sample_ids=[s.id for s in rated.samples], samples=rated.samples)
+                     cache=cache, output=path, sample_ids=[s.id for s in rated.samples], samples=rated.samples,
+                     cache_keys=[k for per_judge in rated.keys.values() for keys in per_judge for k in keys])
     return True

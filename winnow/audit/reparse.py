@@ -84,7 +84,7 @@ def reparse(
     users = _user_judges(user_judges)
     flt = RecordFilter(judge=judge, model=model, status=status, sample_id=sample_id, template_hash=template_hash)
     pending: list[tuple[str, dict[str, Any]]] = []
-    with JudgmentCache(cache_dir) as cache:
+    with JudgmentCache(cache_dir, create=False) as cache:  # re-reads what is stored: a missing cache is an error
         for record in list(iter_records(cache, flt)):
             result.examined += 1
             by_name = {u.name: u for u in users if u.fingerprint == record.get("fingerprint")}

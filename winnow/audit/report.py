@@ -8,7 +8,7 @@ cost and provenance; it never calls a model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -256,13 +256,16 @@ def _failures(pool: list[dict[str, Any]], judges: list[str]) -> str:
     return "<h2>Failures by reason</h2>" + _table(["judge", "reason", "rows"], rows)
 
 
-def _costs(cache: Any, judges: list[str], sample_ids: Sequence[str] | None) -> str:
+def _costs(cache: Any, judges: list[str], sample_ids: Sequence[str] | None, rows: Sequence[dict[str, Any]],
+           keys: Iterable[str] | None, source: str | Path | None) -> str:
     if cache is None:
         return ""
-    groups = rd.cache_costs(cache, judges, sample_ids)
+    found = rd.file_records(cache, judges, sample_ids, rows if sample_ids is not None else None, keys, source)
+    groups = rd.group_costs(found.records)
+    title = "<h2>Tokens, cost and provenance (from the cache)</h2>"
     if not groups:
-        return '<h2>Tokens and cost</h2><p class="muted">No cache records for these judges.</p>'
-    rows = [
+        return title + '<p class="muted">No cache records for these judges.</p>' + _provenance_note(found)
+    table_rows = [
         [
             name,
             g["calls"],
@@ -287,7 +290,18 @@ def _costs(cache: Any, judges: list[str], sample_ids: Sequence[str] | None) -> s
         "api_base",
         "winnow",
     ]
-    return "<h2>Tokens, cost and provenance (from the cache)</h2>" + _table(header, rows)
+    return title + _table(header, table_rows) + _provenance_note(found)
+
+
+def _provenance_note(found: rd.Provenance) -> str:
+    """Which records were counted, and which of these rows' records were not: the cache is shared,
+    so the reader must see the filter to trust the figures."""
+    counted = "".join(f"<li>{escape(b)}</li>" for b in found.basis)
+    out = f'<p class="muted">Counted: the calls that made these judgments:</p><ul class="muted">{counted}</ul>'
+    if found.left_out:
+        skipped = "".join(f"<li>{escape(why)}: {n}</li>" for why, n in found.left_out.most_common())
+        out += f'<p class="muted">Not counted (other cached records of these rows):</p><ul class="muted">{skipped}</ul>'
+    return out
 
 
 def write_report(
@@ -303,6 +317,8 @@ def write_report(
     title: str = "winnow report",
     samples: Sequence[Any] | None = None,
     trust: Mapping[str, Mapping[str, Any]] | None = None,
+    cache_keys: Iterable[str] | None = None,
+    judged_file: str | Path | None = None,
 ) -> Path:
     """Write the report and return its path.
 
@@ -313,6 +329,9 @@ def write_report(
     agreement and both models' distributions side by side.  ``samples`` (the pool's, aligned
     with ``pool_rows``) let the trust section measure length bias; ``trust``: {judge: {"agreement":
     ..., "stability": ...}} as ``winnow agree --json`` / ``winnow audit stability --json`` write them.
+    ``cache_keys``: the cache keys of the pool's judgments (a run knows them): tokens and cost count
+    exactly those records; without them, the records whose judgments agree with the rows (the note
+    under the table says which), ties broken by the run that wrote ``judged_file`` (the pool's path).
     """
     from winnow import __version__
 
@@ -334,7 +353,7 @@ def write_report(
         _examples(pool, selected, judge_list),
         trust_section(samples, judge_list, trust),
         _failures(pool, judge_list),
-        _costs(cache, judge_list, sample_ids),
+        _costs(cache, judge_list, sample_ids, pool, cache_keys, judged_file),
         "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in settings.items()]),
         "</body></html>",
     ]

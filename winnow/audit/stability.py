@@ -20,14 +20,30 @@ from typing import Any
 
 from winnow.judges.base import Judge, combine_fingerprint
 
-__all__ = ["StabilityReport", "repeated", "stability"]
+__all__ = ["StabilityReport", "estimate_stability", "repeat_fingerprints", "repeated", "stability"]
 
 DEFAULT_THRESHOLDS = {"alpagasus": 4.5}  # methods.md 1.4
 
 
+MAX_KNOWN_REPEATS = 64  # repeat fingerprints recognised up to this repeat number (the default is 3)
+
+
+def repeat_fingerprint(fingerprint: str, repeat: int, temperature: float | None = None) -> str:
+    """The cache identity of repeat ``repeat`` of a judge whose fingerprint is ``fingerprint``."""
+    return combine_fingerprint(fingerprint, f"repeat-{repeat}", temperature)
+
+
+def repeat_fingerprints(fingerprint: str, temperatures: Any = (None,)) -> set[str]:
+    """Every fingerprint a stability repeat of ``fingerprint`` may carry (``temperatures``: the
+    ``--temperature`` values to consider; None is the judge's own).  Why: a repeat's records look
+    like the original's (same judge, model, purpose, sample), and the report must tell them apart
+    to count only the calls that produced a judged file."""
+    return {repeat_fingerprint(fingerprint, r, t) for r in range(1, MAX_KNOWN_REPEATS + 1) for t in temperatures}
+
+
 def repeated(judge: Judge, repeat: int, temperature: float | None = None) -> Judge:
     """``judge`` asked again: the same requests (``temperature`` aside), another cache identity."""
-    fingerprint = combine_fingerprint(judge.fingerprint, f"repeat-{repeat}", temperature)
+    fingerprint = repeat_fingerprint(judge.fingerprint, repeat, temperature)
     cls = type(judge)
     repeat_cls = type(f"{cls.__name__}Repeat{repeat}", (cls,), {"fingerprint": property(lambda self: fingerprint)})
     clone: Judge = object.__new__(repeat_cls)
@@ -50,10 +66,16 @@ class StabilityReport:
     intervals: dict[str, tuple[float, float] | None]
     failed_repeats: int = 0
     per_repeat: list[dict[str, float | None]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)  # the run's RunStats.as_dict(): calls, hits, cost
 
     def lines(self) -> list[str]:
         out = [f"{self.judge}: {self.sampled} rows judged again {self.repeats} times "
                f"({self.requests} requests sent this call; {self.failed_repeats} repeat judgments failed)"]
+        if self.stats:
+            s = self.stats
+            out.append(f"  judgments: {s.get('cache_hits', 0)} from cache, {s.get('calls', 0)} new; tokens "
+                       f"{s.get('prompt_tokens', 0)} in, {s.get('completion_tokens', 0)} out; "
+                       f"cost ${float(s.get('cost') or 0):.4f}")
         for name, value in self.figures.items():
             ci = self.intervals.get(name)
             shown = "undefined" if value is None else f"{value:.4f}"
@@ -83,11 +105,45 @@ def stability(
     """Re-judge a random sample of ``data`` (a judged file) ``repeats`` times and measure it."""
     import numpy as np
 
-    from winnow.api import make_judges, model_config, open_cache
-    from winnow.data import load
+    from winnow.api import model_config, open_cache
+    from winnow.cache.runs import append_run
     from winnow.engine.config import EngineSettings, JudgeRun
     from winnow.engine.runner import Engine
     from winnow.engine.stats import RunStats
+
+    base, chosen = _sampled(data, judge, model, sample, repeats, judge_options, seed)
+    column = f"{base.name}_score"
+    original = np.asarray([float(s.row[column]) for s in chosen])
+    cfg = model_config(model, api_base, api_key)
+    runs = [JudgeRun(repeated(base, r, temperature), cfg) for r in range(1, repeats + 1)]
+    run_stats = RunStats()
+    with open_cache(cache_dir) as cache:
+        try:
+            verdicts = Engine(cache, settings or EngineSettings(), run_stats).run(chosen, runs)
+        finally:  # logged like rate's runs, interrupted or not: what this audit sent and spent
+            append_run(cache.directory, run_stats.as_dict(), command="audit stability", data=str(data),
+                       judges=[base.name], models=[model], sample=len(chosen), repeats=repeats)
+    again = np.full((repeats, len(chosen)), np.nan)
+    failed = 0
+    for r, row in enumerate(verdicts):
+        for i, verdict in enumerate(row):
+            value = verdict.values.get("score") if verdict.status == "ok" else None
+            if isinstance(value, int | float):
+                again[r, i] = float(value)
+            else:
+                failed += 1
+    tau = threshold if threshold is not None else DEFAULT_THRESHOLDS.get(base.name)
+    figures, intervals, per_repeat = _measure(original, again, tau, resamples, seed)
+    return StabilityReport(base.name, len(chosen), repeats, tau, run_stats.requests, figures, intervals, failed,
+                           per_repeat, run_stats.as_dict())
+
+
+def _sampled(data: str | Path, judge: str, model: str, sample: int, repeats: int,
+             judge_options: Mapping[str, Any] | None, seed: int) -> tuple[Judge, list[Any]]:
+    """(the judge, the seeded sample of rows to judge again): one choice shared by the audit and
+    its dry run, so the price quoted is the price of these very rows."""
+    from winnow.api import make_judges
+    from winnow.data import load
     from winnow.local.files import is_local_model
 
     if repeats < 1 or sample < 1:
@@ -103,25 +159,45 @@ def stability(
     if len(eligible) < 3:
         raise ValueError(f"{data}: {len(eligible)} rows with an ok '{column}'; rate them first")
     chosen = sorted(random.Random(seed).sample(eligible, min(sample, len(eligible))), key=lambda s: s.index)
-    original = np.asarray([float(s.row[column]) for s in chosen])
-    cfg = model_config(model, api_base, api_key)
-    runs = [JudgeRun(repeated(base, r, temperature), cfg) for r in range(1, repeats + 1)]
-    run_stats = RunStats()
-    with open_cache(cache_dir) as cache:
-        verdicts = Engine(cache, settings or EngineSettings(), run_stats).run(chosen, runs)
-    again = np.full((repeats, len(chosen)), np.nan)
-    failed = 0
-    for r, row in enumerate(verdicts):
-        for i, verdict in enumerate(row):
-            value = verdict.values.get("score") if verdict.status == "ok" else None
-            if isinstance(value, int | float):
-                again[r, i] = float(value)
-            else:
-                failed += 1
-    tau = threshold if threshold is not None else DEFAULT_THRESHOLDS.get(base.name)
-    figures, intervals, per_repeat = _measure(original, again, tau, resamples, seed)
-    return StabilityReport(base.name, len(chosen), repeats, tau, run_stats.requests, figures, intervals, failed,
-                           per_repeat)
+    return base, chosen
+
+
+def estimate_stability(
+    data: str | Path,
+    judge: str,
+    model: str,
+    *,
+    sample: int = 200,
+    repeats: int = 3,
+    temperature: float | None = None,
+    api_base: str | None = None,
+    judge_options: Mapping[str, Any] | None = None,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+) -> Any:
+    """What ``stability`` with the same arguments would send: a ``CostEstimate`` with one entry
+    per repeat, through rate's dry-run machinery (cached repeats count as cached; replies priced
+    at the mean of cached ones).  Sends nothing and creates no cache."""
+    from winnow.audit.costs import CostEstimate, _cache_facts, _pricing, estimate_judge, open_for_reading
+    from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
+    from winnow.engine.runner import Engine
+
+    base, chosen = _sampled(data, judge, model, sample, repeats, judge_options, seed)
+    result = CostEstimate(rows=len(chosen))
+    cache, result.cache_note = open_for_reading(cache_dir)
+    try:
+        engine = Engine(cache, EngineSettings())
+        facts = _cache_facts(cache)
+        pricing = _pricing(facts, model, api_base, False, {})
+        result.counter = pricing.counter
+        for r in range(1, repeats + 1):
+            jr = JudgeRun(repeated(base, r, temperature), ModelConfig(model=model, api_base=api_base))
+            # a repeat's replies are as long as the original's: its own cached ones, else the original's
+            result.judges.append(estimate_judge(engine, jr, chosen, facts, pricing,
+                                                [jr.judge.fingerprint, base.fingerprint]))
+    finally:
+        cache.close()
+    return result
 
 
 def _measure(original: Any, again: Any, tau: float | None, resamples: int,

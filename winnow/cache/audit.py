@@ -72,10 +72,11 @@ class RecordFilter:
     template_hash: str | None = None
     older_than: timedelta | None = None
     now: datetime | None = None
+    contains: str | None = None  # text in the prompt: finds a row's record whatever id it was cached under
 
     def is_empty(self) -> bool:
         return not any((self.judge, self.model, self.status, self.sample_id, self.template_hash,
-                        self.older_than is not None))
+                        self.older_than is not None, self.contains))
 
     def matches(self, record: dict[str, Any]) -> bool:
         if self.judge and record.get("judge") != _judge_name(self.judge):
@@ -88,12 +89,20 @@ class RecordFilter:
             return False
         if self.template_hash and not str(record.get("fingerprint", "")).startswith(self.template_hash):
             return False
+        if self.contains and not _prompt_contains(record, self.contains):
+            return False
         if self.older_than is not None:
             stamp = record_time(record)
             cutoff = (self.now or datetime.now(UTC)) - self.older_than
             if stamp is not None and stamp >= cutoff:
                 return False
         return True
+
+
+def _prompt_contains(record: dict[str, Any], text: str) -> bool:
+    """Whether a message the record sent contains ``text`` (the content, not its JSON spelling)."""
+    messages = (record.get("key_parts") or {}).get("messages") or []
+    return any(isinstance(m, dict) and text in str(m.get("content") or "") for m in messages)
 
 
 def _judge_name(name: str) -> str:

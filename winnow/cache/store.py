@@ -65,6 +65,15 @@ class CacheError(RuntimeError):
     """The cache directory cannot be used; the message names the path."""
 
 
+class NoCacheError(CacheError):
+    """A read-only command was pointed at a folder that holds no cache (nothing was created)."""
+
+
+def holds_cache(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a cache (its ``cache.db``), without creating anything."""
+    return (Path(directory).expanduser() / "cache.db").is_file()
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("WINNOW_CACHE_DIR")
     return Path(env).expanduser() if env else DEFAULT_DIR.expanduser()
@@ -73,10 +82,15 @@ def default_cache_dir() -> Path:
 class JudgmentCache:
     """Get and put judgment records by key; iterate them for audit."""
 
-    def __init__(self, directory: str | Path | None = None) -> None:
+    def __init__(self, directory: str | Path | None = None, *, create: bool = True) -> None:
+        """Open the cache in ``directory``; ``create=False`` (read-only commands: ``cache stats``,
+        ``report``, dry runs) refuses a folder that holds no cache instead of making one there,
+        so a mistyped ``--cache-dir`` is named rather than answered with an empty cache."""
         import diskcache
 
         self.directory = Path(directory).expanduser() if directory else default_cache_dir()
+        if not create and not holds_cache(self.directory):
+            raise NoCacheError(f"no winnow cache at {self.directory}")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -57,14 +58,8 @@ def stability(
 
     options = {k: coerce(v) for k, v in parse_pairs(judge_option, "--judge-option").items()}
     if dry_run:
-        from winnow.audit.costs import estimate
-
-        with user_errors():
-            est = estimate(data, [judge], model, api_base=api_base, judge_options=options, use_cache=False)
-        share = min(sample, est.rows) / est.rows if est.rows else 0.0
-        calls = round(est.calls * share) * repeats
-        typer.echo(f"dry run: {calls} calls ({min(sample, est.rows)} rows x {repeats} repeats), "
-                   f"~${est.cost * share * repeats:.4f}; nothing was sent")
+        _dry_run(data, judge, model, sample=sample, repeats=repeats, temperature=temperature, api_base=api_base,
+                 judge_options=options, cache_dir=cache_dir, seed=seed)
         return
     from winnow.audit.stability import stability as stability_api
 
@@ -80,3 +75,25 @@ def stability(
         typer.echo(orjson.dumps(report.__dict__, option=orjson.OPT_INDENT_2).decode())
         return
     typer.echo("\n".join(report.lines()))
+
+
+def _dry_run(data: Path, judge: str, model: str, **kw: Any) -> None:
+    """Price the audit as it would run now: the repeats already cached cost nothing (as in
+    ``rate --dry-run``), and replies are priced at the mean of cached ones, not ``max_tokens``."""
+    from winnow.audit.stability import estimate_stability
+
+    with user_errors():
+        est = estimate_stability(data, judge, model, **kw)
+    cached = sum(j.cached_samples for j in est.judges)
+    asked = sum(j.samples for j in est.judges)
+    priced = all(j.price_in or j.price_out for j in est.judges if j.calls)
+    money = f"~${est.cost:.4f}" if priced else "cost unknown (no listed price)"
+    lines = [f"dry run: {est.calls} calls ({est.rows} rows x {kw['repeats']} repeats); {cached} of {asked} "
+             f"repeat judgments already cached; ~{est.input_tokens:,} input + ~{est.output_tokens:,} output "
+             f"tokens, {money}; nothing was sent"]
+    if est.cache_note:
+        lines.append(f"  {est.cache_note}")
+    if est.judges:
+        first = est.judges[0]
+        lines.append(f"  input tokens: {first.input_basis}; output tokens: {first.output_basis}")
+    typer.echo("\n".join(lines))

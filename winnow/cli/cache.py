@@ -20,19 +20,34 @@ app.add_typer(cache_app, name="cache")
 _CACHE_DIR = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder.")
 _JUDGE = typer.Option(None, "--judge", "-j", help="Only this judge.")
 _MODEL = typer.Option(None, "--model", "-m", help="Only this model.")
-_STATUS = typer.Option(None, "--status", help="Only this status (ok, judge_failed).")
+_STATUS = typer.Option(None, "--status", help="Only this status (ok or judge_failed).")
 _SAMPLE = typer.Option(None, "--sample-id", help="Only this sample id.")
 _TEMPLATE = typer.Option(None, "--template-hash", help="Only this judge fingerprint (prefix).")
 _OLDER = typer.Option(None, "--older-than", help="Only records older than this age (30d, 12h, 2w).")
+_CONTAINS = typer.Option(None, "--contains", help="Only records whose prompt contains this text (finds a row's "
+                         "judgment whatever sample id it was first cached under).")
 
 
 def _open(cache_dir: Path | None) -> Any:
+    """The existing cache: these commands only read (or prune) it, so a folder without one (a
+    mistyped --cache-dir) is an error that creates nothing, not a new empty cache."""
     from winnow.cache import CacheError, JudgmentCache
 
     try:
-        return JudgmentCache(cache_dir)
+        return JudgmentCache(cache_dir, create=False)
     except CacheError as exc:
-        fail(str(exc))
+        fail(str(exc), code=1)
+
+
+def _status(status: str | None) -> str | None:
+    """``--status`` must name a status records can have: a typo would silently match nothing
+    (and ``prune`` would report deleting 0 judgments as if that were the answer)."""
+    from winnow.types import Status
+
+    known = [str(s) for s in Status]
+    if status is not None and status not in known:
+        fail(f"--status {status!r}: a judgment's status is one of {', '.join(known)}")
+    return status
 
 
 def _filter(
@@ -42,6 +57,7 @@ def _filter(
     sample_id: str | None,
     template_hash: str | None,
     older_than: str | None,
+    contains: str | None = None,
 ) -> Any:
     from winnow.cache.audit import RecordFilter, parse_age
 
@@ -52,10 +68,11 @@ def _filter(
     return RecordFilter(
         judge=judge,
         model=model,
-        status=status,
+        status=_status(status),
         sample_id=sample_id,
         template_hash=template_hash,
         older_than=age,
+        contains=contains,
     )
 
 
@@ -141,6 +158,7 @@ def ls(
     sample_id: str | None = _SAMPLE,
     template_hash: str | None = _TEMPLATE,
     older_than: str | None = _OLDER,
+    contains: str | None = _CONTAINS,
     limit: int = typer.Option(50, "--limit", "-n", min=0, help="Rows to show at most (0: all)."),
 ) -> None:
     """List judgments as a table, newest first."""
@@ -151,7 +169,7 @@ def ls(
 
     with _open(cache_dir) as cache:
         records = list(
-            iter_records(cache, _filter(judge, model, status, sample_id, template_hash, older_than))
+            iter_records(cache, _filter(judge, model, status, sample_id, template_hash, older_than, contains))
         )
     records.sort(key=lambda r: str(r.get("created_at") or ""), reverse=True)
     shown = records if not limit else records[:limit]
@@ -202,8 +220,19 @@ def show(
         if not records and len(key_or_id) >= 6:  # a key prefix, as ls shows it
             records = [r for k in cache.keys() if k.startswith(key_or_id) for r in [cache.get(k)] if r]
     if not records:
-        fail(f"no judgment with key or sample id '{key_or_id}'", code=1)
+        fail(_not_found(key_or_id), code=1)
     typer.echo("\n\n".join(format_record(r) for r in records))
+
+
+def _not_found(key_or_id: str) -> str:
+    """Why a sample id can miss although its row was judged, and how to find the record anyway."""
+    return (
+        f"no judgment with key or sample id '{key_or_id}'.\n"
+        "  The cache is content-addressed: a record keeps the sample id of the row it was first made for, "
+        "and a row with the same content under another id (another file, --id-column) reuses it.\n"
+        "  Find it by its content and show it by key: winnow cache ls --contains 'TEXT FROM THE ROW' "
+        "(then winnow cache show KEY; the 16 characters ls shows are enough)"
+    )
 
 
 @cache_app.command("export")
@@ -216,11 +245,12 @@ def export(
     sample_id: str | None = _SAMPLE,
     template_hash: str | None = _TEMPLATE,
     older_than: str | None = _OLDER,
+    contains: str | None = _CONTAINS,
 ) -> None:
     """Write every matching record to JSONL (verbatim) or Parquet (nested fields as JSON text)."""
     from winnow.cache.audit import export_records, iter_records
 
-    flt = _filter(judge, model, status, sample_id, template_hash, older_than)
+    flt = _filter(judge, model, status, sample_id, template_hash, older_than, contains)
     with _open(cache_dir) as cache:
         try:
             n = export_records(iter_records(cache, flt), output)

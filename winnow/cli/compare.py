@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from winnow.cli.app import LAYOUT_HELP, app, err, fail
+from winnow.cli.app import LAYOUT_HELP, app, err, fail, user_errors
 
 __all__ = ["OfflineMiss", "compare_files", "compare_models"]
 
@@ -71,6 +71,7 @@ def compare_models(
             layout=layout,
             column_map=column_map,
             id_column=id_column,
+            log_as="compare",
         )
         name = result.judges[0]
         if offline:
@@ -133,6 +134,20 @@ def compare_files(
     )
 
 
+def print_spend(models: Sequence[str], rated: Sequence[Any]) -> None:
+    """What comparing cost, as rate's summary says it: compare sends requests and spends money
+    too, and a run that prints no count looks free when it was not."""
+    lines = []
+    total = 0.0
+    for name, result in zip(models, rated, strict=True):
+        s = result.stats.as_dict()
+        total += float(s["cost"])
+        lines.append(f"  {name}: {s['cache_hits']} judgments from cache, {s['calls']} new ({s['requests']} requests, "
+                     f"{s['retries']} retries); tokens {s['prompt_tokens']} in, {s['completion_tokens']} out; "
+                     f"cost ${float(s['cost']):.4f}")
+    err("\n".join([f"compare: cost ${total:.4f} in all", *lines]))
+
+
 @app.command()
 def compare(
     files: list[Path] = typer.Argument(
@@ -159,42 +174,39 @@ def compare(
     layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
 ) -> None:
     """Agreement between two models (or two judged files) for one judge, from the cache when possible."""
-    from winnow.api import PreflightError
     from winnow.audit.compare import format_comparison
-    from winnow.cache import CacheError
-    from winnow.data import DataError
-    from winnow.engine import EngineSettings, FatalRunError
+    from winnow.engine import EngineSettings
 
     models = model or []
     rows_a: list[dict[str, Any]] = []
+    rated: list[Any] = []
     try:
-        if len(files) == 2 and not models:
-            result = compare_files(files[0], files[1], judge, threshold=threshold, top=top, layout=layout)
-            rows_a, _ = load_judged(files[0], layout)
-        elif len(files) == 1 and len(models) == 2:
-            result, rated = compare_models(
-                files[0],
-                judge,
-                models,
-                api_base=api_base,
-                api_key=api_key,
-                cache_dir=cache_dir,
-                offline=offline,
-                threshold=threshold,
-                top=top,
-                transport=transport,
-                settings=EngineSettings(concurrency=concurrency),
-                layout=layout,
-            )
-            rows_a = rated[0].rows
-        else:
-            fail("give DATA with two --model, or two judged files FILE_A FILE_B (and no --model)")
+        with user_errors():  # Ctrl-C: exit 130 with the resume command, as rate does
+            if len(files) == 2 and not models:
+                result = compare_files(files[0], files[1], judge, threshold=threshold, top=top, layout=layout)
+                rows_a, _ = load_judged(files[0], layout)
+            elif len(files) == 1 and len(models) == 2:
+                result, rated = compare_models(
+                    files[0],
+                    judge,
+                    models,
+                    api_base=api_base,
+                    api_key=api_key,
+                    cache_dir=cache_dir,
+                    offline=offline,
+                    threshold=threshold,
+                    top=top,
+                    transport=transport,
+                    settings=EngineSettings(concurrency=concurrency),
+                    layout=layout,
+                )
+                rows_a = rated[0].rows
+            else:
+                fail("give DATA with two --model, or two judged files FILE_A FILE_B (and no --model)")
     except OfflineMiss as exc:
         fail(str(exc), code=1)
-    except (DataError, PreflightError, CacheError, FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
-    except FatalRunError as exc:
-        fail(str(exc), code=1)
+    if rated:
+        print_spend(models, rated)
     if as_json:
         import orjson
 

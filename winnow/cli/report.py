@@ -99,7 +99,7 @@ def report(
     cache = None
     if not no_cache:
         try:
-            cache = JudgmentCache(cache_dir)
+            cache = JudgmentCache(cache_dir, create=False)  # only read: a missing cache is not made
         except CacheError as exc:
             err(f"warning: no cache figures ({exc})")
     try:
@@ -116,6 +116,7 @@ def report(
             sample_ids=ids,
             samples=load(pool_path, layout=layout).samples,
             trust=_trust_inputs(trust or []),
+            judged_file=pool_path,
         )
     finally:
         if cache is not None:
