@@ -14,20 +14,27 @@ re-attaches to batches already created (matched by their metadata) instead of cr
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from winnow.batch.journal import FINAL, Chunk, Job, load_job, new_job
+from winnow.batch.journal import FINAL, Chunk, Job, list_jobs, load_job, new_job, now
 from winnow.batch.openai_api import BatchAPIError, OpenAIBatches
+from winnow.engine.runner import Interrupted
 
-__all__ = ["BATCH_DISCOUNT", "BatchAPIError", "BatchOutcome", "cancel", "collect", "describe", "submit"]
+__all__ = ["BATCH_DISCOUNT", "BatchAPIError", "BatchInterrupted", "BatchOutcome", "JobFinished", "cancel", "collect",
+           "describe", "follow_up", "next_step", "refresh", "rerun_hint", "submit",
+           "without_detach"]
 
 # Fault injection for the kill -9 tests (tests/test_batch.py): the process SIGKILLs itself at the
 # named step, where a crash is most costly: "uploaded", "created" (the batch exists at the
@@ -45,6 +52,41 @@ class BatchOutcome:
     done: bool
     result: Any = None  # the RateResult once the job is done
     message: str = ""
+    resumed: bool = False  # submit found the same call's unfinished job and went on with it
+
+
+class JobFinished(ValueError):
+    """The job is over (done or cancelled): there is nothing left to cancel."""
+
+
+class BatchInterrupted(Interrupted):
+    """Ctrl-C or SIGTERM while a job was driven.  Its batches go on at the provider and the journal
+    holds every step, so nothing is lost: the message names the job and how to go on."""
+
+    def __init__(self, job: Job, cache_dir: Path, signame: str) -> None:
+        self.job, self.cache_dir, self.signame = job, cache_dir, signame
+        super().__init__(f"interrupted by {signame}; batch job {job.job} goes on at the provider (nothing is lost, "
+                         f"nothing is paid twice): `{follow_up('status', job.job, cache_dir)}` shows it, "
+                         f"`{follow_up('collect', job.job, cache_dir)} --wait` waits for it and writes the outputs")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + int(getattr(signal, self.signame, signal.SIGINT))
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the driver is, like Ctrl-C (see ``_sigterm_raises``)."""
+
+
+def follow_up(verb: str, job: str, cache_dir: Path) -> str:
+    """The ``winnow batch VERB JOB`` command to print, with ``--cache-dir`` unless the job lives in
+    the built-in default folder: without it, the command would not find the job."""
+    from winnow.cache.store import DEFAULT_DIR
+
+    folder = Path(cache_dir).expanduser()
+    same = folder.resolve() == DEFAULT_DIR.expanduser().resolve()
+    return f"winnow batch {verb} {job}" + ("" if same else f" --cache-dir {shlex.quote(str(folder))}")
 
 
 def _client(job: Job, api_key: str | None) -> Any:
@@ -102,15 +144,16 @@ class _Context:
         from winnow.data import load
         from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
         from winnow.engine.runner import Engine
+        from winnow.judges.base import response_need
         from winnow.local.files import is_local_model
 
         data = rate["data"]
+        judges = judges_of(rate)
         dataset = load(data, layout=rate.get("layout"), column_map=rate.get("column_map"),
                        id_column=rate.get("id_column"), on_bad_row=rate.get("on_bad_row", "fail"),
-                       side=rate.get("side", "chosen"))
+                       side=rate.get("side", "chosen"), need_response=response_need(judges))
         if rate.get("limit"):
             del dataset.samples[rate["limit"]:]
-        judges = judges_of(rate)
         check_inputs(judges, dataset.samples, str(data))
         self.samples = dataset.samples
         self.runs = []
@@ -158,15 +201,42 @@ class _Context:
 
 
 def submit(rate: dict[str, Any], *, cache_dir: Path, detach: bool = False, poll_seconds: float = 30.0,
-           on_status: Callable[[Job], None] | None = None, api_key: str | None = None) -> BatchOutcome:
+           on_status: Callable[[Job], None] | None = None, api_key: str | None = None,
+           command: str | None = None) -> BatchOutcome:
     """Start a batch job for the rate call described by ``rate`` (``api.rate``'s arguments).
 
     With ``detach`` it returns once the first round is submitted; otherwise it waits, polling
-    every ``poll_seconds``, and ends like an online rate (``BatchOutcome.result``)."""
+    every ``poll_seconds``, and ends like an online rate (``BatchOutcome.result``).  An unfinished
+    job of the same call is resumed, not started again: its batches, not yet ingested, would
+    otherwise be planned and bought a second time.  ``command`` (the command line, key hidden)
+    is journalled so that ``batch collect`` can say what writes a pipeline's outputs."""
     if "api_key" in rate:
         raise ValueError("pass api_key= to submit, not in the journalled rate arguments")
-    job = new_job(cache_dir, provider_for(rate), rate.get("api_base"), rate)
-    return _drive(job, cache_dir, wait=not detach, poll_seconds=poll_seconds, on_status=on_status, api_key=api_key)
+    job = _unfinished(cache_dir, rate)
+    resumed = job is not None
+    if job is None:
+        job = new_job(cache_dir, provider_for(rate), rate.get("api_base"), rate)
+    job.rate["output"] = rate.get("output")  # the output is the one thing a re-run may change
+    job.command = command or job.command
+    job.save()
+    outcome = _drive(job, cache_dir, wait=not detach, poll_seconds=poll_seconds, on_status=on_status,
+                     api_key=api_key)
+    outcome.resumed = resumed
+    return outcome
+
+
+def _unfinished(cache_dir: Path, rate: dict[str, Any]) -> Job | None:
+    """The running job of this very rate call (the output file aside), if there is one."""
+    want = _comparable(rate)
+    for job in reversed(list_jobs(cache_dir)):
+        if job.state == "running" and _comparable(job.rate) == want:
+            return job
+    return None
+
+
+def _comparable(rate: dict[str, Any]) -> Any:
+    """Rate arguments as the journal stores them (JSON: tuples become lists), output left out."""
+    return json.loads(json.dumps({k: v for k, v in rate.items() if k != "output"}, sort_keys=True, default=str))
 
 
 def collect(name: str, *, cache_dir: Path, wait: bool = False, poll_seconds: float = 30.0,
@@ -180,8 +250,12 @@ def collect(name: str, *, cache_dir: Path, wait: bool = False, poll_seconds: flo
 
 
 def cancel(name: str, *, cache_dir: Path, api_key: str | None = None) -> Job:
-    """Cancel every batch of the job still running; what finished stays (collect ingests it)."""
+    """Cancel every batch of the job still running; what finished stays (collect ingests it).
+    A job that is over is refused (``JobFinished``): a done job's outputs are written, and
+    calling it cancelled would misstate what was bought."""
     job = load_job(cache_dir, name)
+    if job.state != "running":
+        raise JobFinished(f"batch job {name} is {job.state}: there is nothing to cancel")
     client = _client(job, api_key)
     for chunk in job.chunks:
         if chunk.batch_id and chunk.status not in FINAL:
@@ -191,10 +265,76 @@ def cancel(name: str, *, cache_dir: Path, api_key: str | None = None) -> Job:
     return job
 
 
+def refresh(name: str, *, cache_dir: Path, api_key: str | None = None) -> Job:
+    """Ask the provider how each unfinished batch of a running job stands, and journal the answer
+    (``batch status``): without it a detached job would never show finished.  Nothing is
+    downloaded or ingested (``collect`` does that), and the journal is re-read before the save so
+    that a ``collect`` running meanwhile keeps what it ingested."""
+    job = load_job(cache_dir, name)
+    if job.state != "running":
+        return job
+    client = _client(job, api_key)
+    answers = {c.name: client.retrieve(c.batch_id) for c in job.chunks
+               if c.batch_id and not c.ingested and c.status not in FINAL}
+    job = load_job(cache_dir, name)
+    for chunk in job.chunks:
+        batch = answers.get(chunk.name)
+        if batch is not None and not chunk.ingested and str(batch.get("id")) == chunk.batch_id:
+            _note(chunk, batch)
+    job.refreshed_at = now()
+    job.save()
+    return job
+
+
+def _note(chunk: Chunk, batch: dict[str, Any]) -> None:
+    """The provider's word on a batch: its status, counts and own errors (validation, limits)."""
+    chunk.status = str(batch.get("status"))
+    chunk.counts = dict(batch.get("request_counts") or {})
+    data = (batch.get("errors") or {}).get("data") or []
+    chunk.provider_errors = [f"{e.get('code') or 'error'}: {e.get('message') or 'no message'}"[:300]
+                             for e in data if isinstance(e, dict)]
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM stops the driver the way Ctrl-C does (an exception, not a silent death), so the
+    caller can say which job goes on and how to collect it.  Main thread only (Python's rule)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _drive(job: Job, cache_dir: Path, *, wait: bool, poll_seconds: float,
            on_status: Callable[[Job], None] | None, api_key: str | None) -> BatchOutcome:
+    """``_rounds`` with a signal turned into ``BatchInterrupted``, which names the job."""
+    try:
+        with _sigterm_raises():
+            return _rounds(job, cache_dir, wait=wait, poll_seconds=poll_seconds, on_status=on_status,
+                           api_key=api_key)
+    except _Terminated:
+        raise BatchInterrupted(job, cache_dir, "SIGTERM") from None
+    except KeyboardInterrupt:
+        raise BatchInterrupted(job, cache_dir, "SIGINT") from None
+    except BatchInterrupted:
+        raise
+    except Interrupted as exc:  # the offline pass that writes the outputs was stopped
+        raise BatchInterrupted(job, cache_dir, "SIGTERM" if "SIGTERM" in str(exc) else "SIGINT") from None
+
+
+def _rounds(job: Job, cache_dir: Path, *, wait: bool, poll_seconds: float,
+            on_status: Callable[[Job], None] | None, api_key: str | None) -> BatchOutcome:
     from winnow.api import open_cache
 
+    started = time.monotonic()
     client = _client(job, api_key)
     with open_cache(cache_dir) as cache:
         context = _Context(job.rate, cache, api_key)
@@ -229,7 +369,8 @@ def _drive(job: Job, cache_dir: Path, *, wait: bool, poll_seconds: float,
                 for chunk in round_:  # a chunk queued by the enqueued-token limit goes when there is room
                     if chunk.status == QUEUED and not any(c.batch_id and c.status not in FINAL for c in round_):
                         _ensure_created(job, client, chunk)
-    result = _finish(job, cache_dir, api_key)
+        bought = _bought(job, cache)
+    result = _finish(job, cache_dir, api_key, lambda stats: bought.fold_into(stats, started))
     return BatchOutcome(job, True, result, "done")
 
 
@@ -323,8 +464,7 @@ def _poll(job: Job, client: Any, context: _Context, round_: list[Chunk]) -> bool
         if chunk.ingested or chunk.batch_id is None:
             continue
         batch = client.retrieve(chunk.batch_id)
-        chunk.status = str(batch.get("status"))
-        chunk.counts = dict(batch.get("request_counts") or {})
+        _note(chunk, batch)
         if chunk.status in FINAL:
             _ingest(job, client, context, chunk, batch)
         job.save()
@@ -363,7 +503,7 @@ def _ingest(job: Job, client: Any, context: _Context, chunk: Chunk, batch: dict[
         for key in keys:
             chunk.errors.setdefault(key, f"batch validation failed: {message or 'no reason given'}")
     if chunk.status == "expired":  # unfinished lines go again in the next round, once
-        again = [k for k in keys if cache.get(k) is None and k not in chunk.errors]
+        again = [k for k in keys if context.engine.cached_usable(cache.get(k)) is None and k not in chunk.errors]
         for key in again:
             if key in job.expired_once:
                 chunk.errors[key] = "expired twice before the provider answered"
@@ -382,7 +522,9 @@ def _ingest_group(context: _Context, chunk: Chunk, by_key: dict[str, Any], items
         key = str(item.get("custom_id"))
         call = by_key.get(key)
         response = item.get("response") or {}
-        if call is None or key in present:
+        # a usable record is already here (a resume re-reading this file); a failed one asked
+        # again under --retry-failed is not, and the answer bought for it replaces it
+        if call is None or context.engine.cached_usable(present.get(key)) is not None:
             continue
         if item.get("error") or response.get("status_code") != 200:
             chunk.errors[key] = _reason(item)
@@ -401,8 +543,52 @@ def _reason(item: dict[str, Any]) -> str:
     return str(error)[:300]
 
 
-def _finish(job: Job, cache_dir: Path, api_key: str | None) -> Any:
-    """Write the outputs: the ordinary rate, offline (every judgment is in the cache now)."""
+@dataclass
+class _Bought:
+    """What the job bought: the judgments its batches brought into the cache, and their price."""
+
+    judgments: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def fold_into(self, stats: Any, started: float) -> None:
+        """Count the job's judgments as this run's, as an online run counts its calls: the offline
+        pass that writes the outputs read them back as cache hits (a run that bought 30 would
+        report "30 from cache, 0 new, $0").  ``started``: the driver's start, for the elapsed time."""
+        stats.cache_hits = max(0, stats.cache_hits - self.judgments)
+        stats.calls += self.judgments
+        stats.requests += self.requests
+        stats.prompt_tokens += self.prompt_tokens
+        stats.completion_tokens += self.completion_tokens
+        stats.cost += self.cost
+        if self.judgments:
+            stats.transports["batch"] += self.judgments
+        stats.started = min(stats.started, started)
+
+
+def _bought(job: Job, cache: Any) -> _Bought:
+    """Read from the cache what the job's batches brought: every key a batch of the job carried
+    whose record came by batch.  From the cache, not counted while ingesting, so a job resumed
+    after a crash (or collected by another process) counts what it bought once, in full."""
+    sent = [c for c in job.chunks if c.batch_id is not None]
+    keys = list(dict.fromkeys(k for c in sent for k in Path(c.keys_file).read_text().split()))
+    bought = _Bought(requests=sum(c.requests for c in sent))
+    for record in cache.get_many(keys).values():
+        if record.get("transport") != "batch":
+            continue
+        usage = record.get("usage") or {}
+        bought.judgments += 1
+        bought.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        bought.completion_tokens += int(usage.get("completion_tokens") or 0)
+        bought.cost += float(record.get("cost") or 0.0)
+    return bought
+
+
+def _finish(job: Job, cache_dir: Path, api_key: str | None, on_stats: Callable[[Any], None]) -> Any:
+    """Write the outputs: the ordinary rate, offline (every judgment is in the cache now), its
+    stats corrected by ``on_stats`` to count what the job bought."""
     from winnow.api import rate
     from winnow.engine.config import EngineSettings
 
@@ -411,22 +597,57 @@ def _finish(job: Job, cache_dir: Path, api_key: str | None) -> Any:
     args["cache_dir"] = cache_dir
     args["api_key"] = api_key
     result = rate(job.rate["data"], judges_of(job.rate), job.rate["model"],
-                  settings=EngineSettings(offline=True), **args)
+                  settings=EngineSettings(offline=True), on_stats=on_stats, **args)
     job.state = "done"
     job.save()
     return result
 
 
 def describe(job: Job) -> list[str]:
-    """One line per batch: state, counts and estimated cost (``winnow batch status``)."""
+    """One line per batch: state, counts, estimated cost and the provider's errors (``winnow
+    batch status``), and when the provider was last asked."""
+    asked = f"; provider asked {job.refreshed_at}" if job.refreshed_at and job.state == "running" else ""
     lines = [f"{job.job}: {job.state}, {len(job.chunks)} batches in {len(job.rounds)} rounds, {job.provider}"
-             + (f"; stopped: {job.stopped}" if job.stopped else "")]
+             + (f"; stopped: {job.stopped}" if job.stopped else "") + asked]
     for chunk in job.chunks:
         counts = ", ".join(f"{k} {v}" for k, v in chunk.counts.items()) or f"{chunk.requests} requests"
         lines.append(f"  {chunk.name}: {chunk.status}{' (ingested)' if chunk.ingested else ''}; {counts}; "
                      f"~${chunk.estimated_cost:.4f} at batch rates; batch {chunk.batch_id or '-'}")
+        lines.extend(f"    provider error: {reason}" for reason in chunk.provider_errors)
         for key, reason in list(chunk.errors.items())[:3]:
             lines.append(f"    error {key}: {reason}")
     return lines
+
+
+def next_step(job: Job, cache_dir: Path) -> str:
+    """What the user does next with this job, as a command to copy (``batch status``)."""
+    collect_cmd = follow_up("collect", job.job, cache_dir)
+    if job.state == "cancelled":
+        return "cancelled: what finished is in the cache; a new run asks for the rest"
+    if job.state == "done":
+        output = job.rate.get("output")
+        return f"done: outputs written to {output}" if output else f"done: {rerun_hint(job)}"
+    waiting = [c for c in job.chunks if not c.ingested and (c.batch_id is None or c.status not in FINAL)]
+    if waiting:
+        return f"still running at the provider: `{collect_cmd} --wait` waits for it and writes the outputs"
+    return (f"every batch has finished at the provider: `{collect_cmd}` ingests the results and writes the "
+            "outputs (judges that ask in rounds go on with the next round)")
+
+
+def rerun_hint(job: Job) -> str:
+    """How to write the outputs of a job that names none (a pipeline's, or ``rate`` without -o):
+    re-run its command, which now reads every judgment from the cache and sends nothing."""
+    command = without_detach(job.command) if job.command else None
+    if job.rate.get("judge_specs"):  # a pipeline's job: the pipeline writes its own outputs
+        what = f"`{command}`" if command else "the pipeline (`winnow run PIPELINE.yaml`, same --cache-dir)"
+        return (f"every judgment is in the cache, but a pipeline's outputs are written by the pipeline: run "
+                f"{what} again; it reads everything from the cache and sends nothing")
+    what = f"`{command} -o FILE`" if command else "the same `winnow rate` command with -o FILE"
+    return f"every judgment is in the cache; no -o was given, so no file was written: run {what} to write them"
+
+
+def without_detach(command: str) -> str:
+    """The job's command without ``--detach``: re-running it should wait and write the outputs."""
+    return shlex.join(part for part in shlex.split(command) if part != "--detach")
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Chunk", "Job", "jobs_dir", "list_jobs", "load_job", "new_job"]
+__all__ = ["Chunk", "Job", "jobs_dir", "list_jobs", "load_job", "new_job", "now"]
 
 FINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -36,6 +36,7 @@ class Chunk:
     counts: dict[str, Any] = field(default_factory=dict)
     estimated_cost: float = 0.0
     errors: dict[str, str] = field(default_factory=dict)  # cache key -> the provider's reason (error file)
+    provider_errors: list[str] = field(default_factory=list)  # the batch's own errors (validation, limits)
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Job:
     state: str = "running"  # running, done, cancelled
     expired_once: list[str] = field(default_factory=list)  # keys resubmitted after an expiry
     stopped: str | None = None  # why no more batches are created (--max-cost)
+    refreshed_at: str | None = None  # when `batch status` last asked the provider
+    command: str | None = None  # the command that started the job: re-running it writes the outputs
     path: str = ""
 
     def save(self) -> None:
@@ -78,6 +81,11 @@ class Job:
         return Path(self.path).parent / self.job
 
 
+def now() -> str:
+    """A journal timestamp (UTC, ISO 8601)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def jobs_dir(cache_dir: Path) -> Path:
     folder = cache_dir / "batches"
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +94,7 @@ def jobs_dir(cache_dir: Path) -> Path:
 
 def new_job(cache_dir: Path, provider: str, api_base: str | None, rate: dict[str, Any]) -> Job:
     name = f"wb-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    job = Job(name, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), provider, api_base, rate,
+    job = Job(name, now(), provider, api_base, rate,
               path=str(jobs_dir(cache_dir) / f"{name}.json"))
     job.folder.mkdir(parents=True, exist_ok=True)
     job.save()

@@ -239,6 +239,11 @@ class Engine:
             return None
         return record
 
+    def cached_usable(self, record: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``record`` if this run would take it as the answer (under ``retry_failed``, only an
+        ``ok`` one); the batch driver asks this of the records it finds while ingesting."""
+        return self._usable(record)
+
     def cached(self, key: str) -> dict[str, Any] | None:
         """The usable cached record of ``key`` (for ``audit.costs``: what a run would not send)."""
         return self._usable(self.cache.get(key))
