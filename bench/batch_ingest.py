@@ -45,7 +45,7 @@ def main() -> None:
     with BatchServer() as server:
         start = time.perf_counter()
         rate_args = {"data": str(data), "judges": ["alpagasus"], "model": MODEL, "api_base": server.url,
-                     "output": str(work / "out.jsonl")}
+                     "output": str(work / "out.jsonl"), "on_bad_row": "skip"}  # its 4 empty outputs
         outcome = driver.submit(rate_args, cache_dir=work / "cache", poll_seconds=0.01)
         total = time.perf_counter() - start
     assert outcome.done

@@ -99,7 +99,8 @@ def judge(rows: list[dict], n: int, work: Path, server: Any, engine: RayOptions 
 
     def run() -> None:
         done["result"] = rate(data, ["alpagasus"], "openai/fake-model", api_base=server.url, cache_dir=cache,
-                              settings=EngineSettings(concurrency=concurrency), engine=engine)
+                              settings=EngineSettings(concurrency=concurrency), engine=engine,
+                              on_bad_row="skip")  # the file's 4 empty outputs are bad rows for AlpaGasus
 
     memory = PeakMemory()
     wall0 = time.perf_counter()

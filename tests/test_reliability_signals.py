@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import pytest
 
 from tests.fakeserver import FakeServer
 from tests.test_reliability_support import (
+    ROOT,
     alpaca,
     cached_records,
+    child_env,
     group_members,
     kill_group,
     launch,
@@ -124,3 +128,26 @@ def test_calls_that_hang_past_the_grace_period_are_cancelled(tmp_path: Path) -> 
         assert served - srv.in_flight <= len(records) <= served
     _figures["hang_at_SIGTERM"] = {"exit_s": round(took, 2), "cancelled_in_flight": CONCURRENCY}
     record_figures("signals", _figures)
+
+
+def test_the_printed_resume_command_runs_as_pasted_with_an_api_key(tmp_path: Path) -> None:
+    """The resume line hides the key as "$API_KEY", which a shell must expand: it was printed
+    single-quoted, so pasting it sent the literal text $API_KEY and got HTTP 401."""
+    key = "sk-RIGHTKEY-abc123456789"
+    with FakeServer(latency=(0.02, 0.05), api_key=key) as srv:
+        data = write_jsonl(tmp_path / "rows.jsonl", alpaca(ROWS))
+        proc = launch(rate_argv(data, srv.url, tmp_path / "cache", tmp_path / "out.jsonl", "-c", str(CONCURRENCY),
+                                "--api-key", key))
+        assert wait_until(lambda: srv.total >= 60 or proc.poll() is not None, 60)
+        kill_group(proc, signal.SIGINT)
+        _, stderr_bytes = proc.communicate(timeout=20)
+        stderr = stderr_bytes.decode()
+        assert proc.returncode == 130 and key not in stderr, stderr
+        line = stderr.split("Resume with:\n", 1)[1].strip().splitlines()[0]
+        assert line.startswith("winnow rate ") and '--api-key "$API_KEY"' in line
+        pasted = line.replace("winnow ", f"{sys.executable} -m winnow ", 1)
+        done = subprocess.run(["bash", "-c", pasted], cwd=ROOT, env=child_env(API_KEY=key), capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert len(cached_records(tmp_path / "cache")) == ROWS
+        assert len((tmp_path / "out.jsonl").read_text().splitlines()) == ROWS

@@ -137,3 +137,48 @@ def test_a_dry_run_without_a_price_does_not_claim_zero_dollars(write_jsonl, tmp_
                      "--api-base", "http://127.0.0.1:9/v1", "--cache-dir", str(tmp_path / "c"), "--dry-run")
     assert code == 0, out
     assert "cost unknown (no listed price)" in out and "$0.0000" not in out
+
+
+def test_a_max_cost_that_cannot_be_enforced_is_refused(fake_server, write_jsonl, tmp_path):
+    """openai/judge has no listed price: every call counts as $0 and the cap would never stop."""
+    data = write_jsonl(ROWS)
+    code, out = _cli("rate", str(data), "--judge", "alpagasus", "--model", "openai/judge", "--api-base",
+                     fake_server.url, "--max-cost", "0.01", "--cache-dir", str(tmp_path / "c"), "-q")
+    assert code == 2 and "--max-cost 0.01 cannot be enforced: no listed price for openai/judge" in out
+    assert fake_server.total == 0
+    for value in ("0", "-1"):
+        code, out = _cli("rate", str(data), "--judge", "alpagasus", "--model", "openai/gpt-4o-mini", "--api-base",
+                         fake_server.url, "--max-cost", value, "--cache-dir", str(tmp_path / "c"), "-q")
+        assert code == 2 and "--max-cost must be more than 0" in out
+
+
+def test_engine_settings_that_would_hang_or_spin_are_refused():
+    from winnow.engine.config import EngineSettings
+
+    for bad, words in (({"timeout": 0}, "--timeout"), ({"concurrency": 0}, "--concurrency"),
+                       ({"max_retries": -1}, "--max-retries"), ({"rpm": 0}, "--rpm"), ({"max_cost": -1}, "--max-cost")):
+        with pytest.raises(ValueError, match=words):
+            EngineSettings(**bad)
+    EngineSettings(max_cost=0.0)  # the engine's own "send nothing": allowed in Python
+
+
+def test_a_run_where_no_row_got_a_judgment_exits_1(write_jsonl, tmp_path):
+    from tests.fakeserver import FakeServer
+
+    with FakeServer(faults={"500": 1.0}) as failing:
+        code, out = _cli("rate", str(write_jsonl(ROWS)), "--judge", "alpagasus", "--model", "openai/judge",
+                         "--api-base", failing.url, "--max-retries", "1", "--cache-dir", str(tmp_path / "c"),
+                         "-o", str(tmp_path / "out.jsonl"), "-q")
+    assert code == 1 and "no row got a judgment" in out
+    assert "alpagasus: 0 ok, 6 judge_failed" in out
+    assert (tmp_path / "out.jsonl").is_file()  # the rows and their reasons are still written
+
+
+def test_judges_show_refuses_a_row_without_a_response_for_a_judge_that_reads_one():
+    prompts = str(SHAPES / "koala_prompts.jsonl")
+    code, out = _cli("judges", "show", "alpagasus", "--data", prompts)
+    assert code == 2 and "has no response, and alpagasus judges one" in out
+    code, out = _cli("judges", "show", "instag", "--data", prompts)
+    assert code == 0 and "--- prompt for" in out
+    code, out = _cli("judges", "show", "alpagasus", "--mode", "evol")
+    assert code == 2 and "--mode does not apply to alpagasus" in out

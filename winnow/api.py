@@ -18,7 +18,7 @@ from typing import Any, Literal
 from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
 from winnow.engine.stats import RunStats
 from winnow.gcpause import gc_paused
-from winnow.judges.base import Judge
+from winnow.judges.base import Judge, response_need
 from winnow.types import BadRow
 
 __all__ = ["PreflightError", "RateResult", "open_cache", "preflight_output", "rate"]
@@ -168,7 +168,7 @@ PAIRED_LAYOUTS = ("preference", "hh")
 
 def _rejected_sides(
     dataset: Any, data: str | Path, layout: str | None, column_map: dict[str, str] | None, id_column: str | None,
-    policy: Literal["fail", "skip"], need_response: bool = False,
+    policy: Literal["fail", "skip"], need_response: bool | str = False,
 ) -> list[tuple[Any, Any]]:
     """``--side both``: each chosen sample with the same row's rejected one.  A row whose either
     side is bad is left out of both (and reported once)."""
@@ -272,7 +272,7 @@ def rate(
         raise ValueError(f"side must be chosen, rejected or both, got {side!r}")
     judge_objects = make_judges(judges, model, judge_options, structured)
     # rows with an empty response are bad rows for judges that read it (winnow/data/responses.py)
-    need_response = any(j.needs_response for j in judge_objects)
+    need_response = response_need(judge_objects)
     dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy,
                    side="rejected" if side == "rejected" else "chosen", need_response=need_response)
     if side != "chosen" and dataset.layout not in PAIRED_LAYOUTS:

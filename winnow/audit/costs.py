@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import orjson
 
-__all__ = ["CostEstimate", "JudgeEstimate", "estimate", "format_estimate"]
+__all__ = ["CostEstimate", "JudgeEstimate", "estimate", "estimate_judge", "format_estimate", "open_for_reading"]
 
 
 @dataclass
@@ -58,6 +58,7 @@ class CostEstimate:
     judges: list[JudgeEstimate] = field(default_factory=list)
     counter: str = "litellm"
     batch: bool = False  # priced at batch rates
+    cache_note: str = ""  # why no cached call was counted (no cache yet, --no-cache)
 
     @property
     def calls(self) -> int:
@@ -201,6 +202,108 @@ def _first_miss(engine: Any, jr: Any, sample: Any) -> tuple[int, Any]:
     return hits, None
 
 
+def open_for_reading(cache_dir: str | Path | None, use_cache: bool = True) -> tuple[Any, str]:
+    """(cache, note) for a dry run, which must create nothing: the existing cache opened without
+    creating one, or, where the folder holds none yet, an empty stand-in (every call is then
+    to send) and a note saying so.  ``rate`` creates the cache when it first stores a judgment."""
+    from winnow.cache import JudgmentCache, NullCache, default_cache_dir, holds_cache
+
+    if not use_cache:
+        return NullCache(), "--no-cache: every call counts as to send"
+    directory = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    if not holds_cache(directory):
+        return NullCache(), f"no winnow cache at {directory} yet: every call counts as to send"
+    return JudgmentCache(directory, create=False), ""
+
+
+@dataclass
+class _Pricing:
+    """What prices and counts one model's calls in an estimate."""
+
+    count: Callable[[Messages], int]
+    counter: str
+    scale: float | None  # the server's own tokens / counted tokens, from cached calls
+    price_in: float = 0.0
+    price_out: float = 0.0
+
+
+def _pricing(facts: _CacheFacts, model: str, api_base: str | None, batch: bool,
+             counters: dict[str, tuple[Callable[[Messages], int], str]]) -> _Pricing:
+    """Token counter, calibration and per-token prices for ``model`` (zero for local models)."""
+    from winnow.engine.pricing import token_prices
+
+    if model not in counters:
+        counters[model] = _make_counter(model)
+    count, counter = counters[model]
+    pricing = _Pricing(count, counter, _calibration(facts, model, api_base, count))
+    if not (model == "local" or model.startswith("local/")):
+        pricing.price_in, pricing.price_out = token_prices(model)
+        if batch:  # provider batches cost half (winnow.batch.driver.BATCH_DISCOUNT)
+            from winnow.batch.driver import BATCH_DISCOUNT
+
+            pricing.price_in, pricing.price_out = pricing.price_in * BATCH_DISCOUNT, pricing.price_out * BATCH_DISCOUNT
+    return pricing
+
+
+def estimate_judge(engine: Any, jr: Any, samples: Sequence[Any], facts: _CacheFacts, pricing: _Pricing,
+                   fingerprints: Sequence[str] = ()) -> JudgeEstimate:
+    """What the engine would send for one judge run over ``samples``, replaying its cache-first pass.
+
+    Shared by ``rate --dry-run`` and ``audit stability --dry-run`` so both count cached calls and
+    price replies the same way.  Output tokens per call: the mean of cached replies of this judge
+    with the first of ``fingerprints`` (default: the judge's own) that has any, on this model;
+    then of this judge on any model; else ``max_tokens`` (an upper bound).
+    """
+    judge = jr.judge
+    est = JudgeEstimate(judge.name, jr.model.model, price_in=pricing.price_in, price_out=pricing.price_out)
+    count, scale = pricing.count, pricing.scale
+    per_turn = judge.evolutions + 1 if getattr(judge, "mode", None) == "evol" else 1
+    out_max: list[int] = []
+    seen: set[bytes] = set()
+    for sample in samples:
+        est.samples += 1
+        hits, missed = _first_miss(engine, jr, sample)
+        if hits < 0:
+            est.cached_samples += 1
+            continue
+        first = missed.messages if missed else []
+        preview = getattr(judge, "preview", None)
+        turns = [m for _, m in preview(sample)] if callable(preview) else [first]
+        done_turns, partial = divmod(hits, per_turn)
+        calls = 0
+        for idx, messages in enumerate(turns[done_turns:]):
+            blob = orjson.dumps(messages)
+            if blob in seen:  # an identical prompt of another sample: one request serves both
+                continue
+            seen.add(blob)
+            n = per_turn - (partial if idx == 0 else 0)
+            calls += n
+            est.input_tokens += round(count(messages) * n * (scale or 1.0))
+        est.calls += calls
+        if missed:
+            cap = missed.params.get("max_tokens") or judge.params.get("max_tokens")
+            out_max.append(int(cap or 0) * calls)
+    est.input_basis = (f"{pricing.counter} x {scale:.3f}, the server's own ratio on cached calls"
+                       if scale is not None else pricing.counter)
+    mean = _mean_reply(facts, judge.name, [*fingerprints] or [judge.fingerprint], jr.model.model)
+    if mean is not None:
+        est.output_tokens = round(mean * est.calls)
+        est.output_basis = f"mean of cached {judge.name} replies ({mean:.0f} tokens/call)"
+    else:
+        est.output_tokens = sum(out_max)
+        est.output_basis = "max_tokens per call (upper bound)"
+    return est
+
+
+def _mean_reply(facts: _CacheFacts, judge: str, fingerprints: Sequence[str], model: str) -> float | None:
+    """Mean completion tokens of cached replies: the first fingerprint with any, then the judge's."""
+    for fingerprint in fingerprints:
+        mean = facts.exact_means.get((judge, fingerprint, model))
+        if mean is not None:
+            return mean
+    return facts.judge_means.get(judge)
+
+
 def estimate(
     data: str | Path,
     judges: Sequence[str],
@@ -223,78 +326,34 @@ def estimate(
 
     Same parameter names as ``winnow.api.rate``.  Local models (``local``) are priced at zero
     and their cache is not consulted (their identity comes from the server a run starts).
+    Creates nothing: a cache folder that does not exist yet counts every call as to send.
     """
-    from winnow.api import check_judge_models, make_judges, model_for, open_cache
+    from winnow.api import check_judge_models, make_judges, model_for
     from winnow.data import load
     from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
-    from winnow.engine.pricing import token_prices
     from winnow.engine.runner import Engine
+    from winnow.judges.base import response_need
 
     policy: Literal["fail", "skip"] = "skip" if on_bad_row == "skip" else "fail"
-    dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy)
-    result = CostEstimate(rows=len(dataset.samples), batch=batch)
     judge_objects = make_judges(judges, model, judge_options, structured)  # what rate would run
     check_judge_models(judge_objects, judge_models)
-    cache = open_cache(cache_dir, use_cache)
+    # the rows rate would send: a row without a response is a bad row for a judge that reads one
+    dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy,
+                   need_response=response_need(judge_objects))
+    result = CostEstimate(rows=len(dataset.samples), batch=batch)
+    cache, result.cache_note = open_for_reading(cache_dir, use_cache)
     try:
         engine = Engine(cache, settings or EngineSettings())
         facts = _cache_facts(cache)
-        counters: dict[str, tuple[Callable[[list[dict[str, str]]], int], str]] = {}
+        counters: dict[str, tuple[Callable[[Messages], int], str]] = {}
         for judge in judge_objects:
             chosen = str(model_for(judge, model, judge_models))
             # ``local`` models get their cache identity from the server they start, which a dry
             # run does not start: their calls all count as to send, at price zero.
+            pricing = _pricing(facts, chosen, api_base, batch, counters)
+            result.counter = pricing.counter
             jr = JudgeRun(judge, ModelConfig(model=chosen, api_base=api_base))
-            if chosen not in counters:
-                counters[chosen] = _make_counter(chosen)
-            count, result.counter = counters[chosen]
-            scale = _calibration(facts, chosen, api_base, count)
-            est = JudgeEstimate(judge.name, chosen)
-            if not (chosen == "local" or chosen.startswith("local/")):
-                est.price_in, est.price_out = token_prices(chosen)
-                if batch:  # provider batches cost half (winnow.batch.driver.BATCH_DISCOUNT)
-                    from winnow.batch.driver import BATCH_DISCOUNT
-
-                    est.price_in, est.price_out = est.price_in * BATCH_DISCOUNT, est.price_out * BATCH_DISCOUNT
-            per_turn = judge.evolutions + 1 if getattr(judge, "mode", None) == "evol" else 1  # type: ignore[attr-defined]
-            out_max: list[int] = []
-            seen: set[bytes] = set()
-            for sample in dataset.samples:
-                est.samples += 1
-                hits, missed = _first_miss(engine, jr, sample)
-                if hits < 0:
-                    est.cached_samples += 1
-                    continue
-                first = missed.messages if missed else []
-                preview = getattr(judge, "preview", None)
-                turns = [m for _, m in preview(sample)] if callable(preview) else [first]
-                done_turns, partial = divmod(hits, per_turn)
-                calls = 0
-                for idx, messages in enumerate(turns[done_turns:]):
-                    blob = orjson.dumps(messages)
-                    if blob in seen:  # an identical prompt of another sample: one request serves both
-                        continue
-                    seen.add(blob)
-                    n = per_turn - (partial if idx == 0 else 0)
-                    calls += n
-                    est.input_tokens += round(count(messages) * n * (scale or 1.0))
-                est.calls += calls
-                if missed:
-                    cap = missed.params.get("max_tokens") or judge.params.get("max_tokens")
-                    out_max.append(int(cap or 0) * calls)
-            if scale is not None:
-                est.input_basis = f"{result.counter} x {scale:.3f}, the server's own ratio on cached calls"
-            else:
-                est.input_basis = result.counter
-            mean = facts.exact_means.get((judge.name, judge.fingerprint, chosen))
-            mean = facts.judge_means.get(judge.name) if mean is None else mean
-            if mean is not None:
-                est.output_tokens = round(mean * est.calls)
-                est.output_basis = f"mean of cached {judge.name} replies ({mean:.0f} tokens/call)"
-            else:
-                est.output_tokens = sum(out_max)
-                est.output_basis = "max_tokens per call (upper bound)"
-            result.judges.append(est)
+            result.judges.append(estimate_judge(engine, jr, dataset.samples, facts, pricing))
     finally:
         cache.close()
     return result
@@ -304,6 +363,8 @@ def format_estimate(est: CostEstimate) -> str:
     """The estimate as text for the terminal."""
     rates = ", priced at batch rates (half)" if est.batch else ""
     lines = [f"dry run: {est.rows} rows; nothing was sent (tokens counted by {est.counter}){rates}"]
+    if est.cache_note:
+        lines.append(f"  {est.cache_note}")
     for j in est.judges:
         price = "no listed price" if not (j.price_in or j.price_out) else f"${j.cost:.4f}"
         lines.append(

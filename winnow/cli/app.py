@@ -58,15 +58,20 @@ def coerce(value: str) -> Any:
     return value
 
 
+_KEY_PLACEHOLDER = "\0API_KEY\0"  # stands in for the key until quoting is done
+
+
 def resume_command() -> str:
-    """The command line that was run, with any --api-key value hidden."""
+    """The command line that was run, ready to paste: the --api-key value becomes ``"$API_KEY"``
+    (double quotes, so the shell expands it; shlex would single-quote it into the literal text)."""
     args = list(sys.argv[1:])
     for i, arg in enumerate(args):
         if arg == "--api-key" and i + 1 < len(args):
-            args[i + 1] = "$API_KEY"
+            args[i + 1] = _KEY_PLACEHOLDER
         elif arg.startswith("--api-key="):
-            args[i] = "--api-key=$API_KEY"
-    return "winnow " + shlex.join(args)
+            args[i] = "--api-key=" + _KEY_PLACEHOLDER
+    quoted = shlex.join(args).replace(shlex.quote(_KEY_PLACEHOLDER), '"$API_KEY"')
+    return "winnow " + quoted.replace(shlex.quote("--api-key=" + _KEY_PLACEHOLDER), '--api-key="$API_KEY"')
 
 
 @contextmanager
@@ -98,5 +103,9 @@ def user_errors() -> Iterator[None]:
     except FatalRunError as exc:
         fail(str(exc), code=1)
     except Interrupted as exc:
-        err(f"\n{exc}: every finished judgment is cached. Resume with:\n  {resume_command()}")
+        if "--no-cache" in sys.argv:
+            why = str(exc).split(" (", 1)[0]  # not its "(N judgments cached ...)": nothing was
+            err(f"\n{why}: with --no-cache nothing was kept; the same command starts again from the first row")
+        else:
+            err(f"\n{exc}: every finished judgment is cached. Resume with:\n  {resume_command()}")
         raise typer.Exit(130) from None

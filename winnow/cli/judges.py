@@ -102,6 +102,9 @@ def show(
         if row > len(dataset.samples):
             fail(f"{data}: --row {row} is past the last readable row ({len(dataset.samples)})")
         sample = dataset.samples[row - 1]
+        if judge.needs_response and not sample.has_response:
+            fail(f"{data} row {row} has no response, and {judge.name} judges one: a run would refuse it "
+                 "(pick a row with a response, or a judge that reads the user turns alone: instag, deita-complexity)")
     typer.echo(f"judge: {judge.name}\n  {judge.description}\n  columns: {', '.join(judge.output_columns())}")
     for label, source in _templates(judge):
         typer.echo(f"\n--- template {label} ---\n{source.rstrip()}")

@@ -78,10 +78,15 @@ def rate(
         options["mode"] = mode
     if dimension:
         options["dimension"] = dimension
-    settings = EngineSettings(
-        concurrency=concurrency, timeout=timeout, max_retries=max_retries, rpm=rpm, tpm=tpm,
-        max_cost=max_cost, retry_failed=retry_failed,
-    )
+    if max_cost is not None and max_cost <= 0:
+        fail(f"--max-cost must be more than 0 dollars (got {max_cost:g}): at 0 nothing would ever be sent")
+    try:
+        settings = EngineSettings(
+            concurrency=concurrency, timeout=timeout, max_retries=max_retries, rpm=rpm, tpm=tpm,
+            max_cost=max_cost, retry_failed=retry_failed,
+        )
+    except ValueError as exc:
+        fail(str(exc))
     if dry_run:
         from winnow.audit.costs import estimate, format_estimate
 
@@ -103,7 +108,8 @@ def rate(
             "judge_options": options or None, "structured": structured, "on_bad_row": on_bad_row, "layout": layout,
             "column_map": parse_pairs(column_map, "--map") or None, "id_column": id_column, "side": side,
             "limit": limit, "max_cost": max_cost, "retry_failed": retry_failed,
-        }, cache_dir=cache_dir, detach=detach, poll_seconds=poll_seconds, api_key=api_key, quiet=quiet)
+        }, cache_dir=cache_dir, detach=detach, poll_seconds=poll_seconds, api_key=api_key, quiet=quiet,
+            no_cache=no_cache)
         return
     with user_errors():
         result = rate_api(
@@ -114,9 +120,12 @@ def rate(
             id_column=id_column, settings=settings, progress=not quiet, limit=limit, side=side,
             engine=ray_engine(engine, ray_address, ray_actors, ray_in_flight),
         )
-    from winnow.cli.summary import print_summary
+    from winnow.cli.summary import nothing_judged, print_summary
 
     print_summary(result)
+    if nothing_judged(result):
+        err("no row got a judgment: every one is judge_failed (the reasons are above)")
+        raise typer.Exit(1)
     if output is None and no_cache:
         err("no -o given and --no-cache: these judgments were not kept anywhere")
     elif output is None:

@@ -71,13 +71,17 @@ def run(
             result = spec.run(progress=not quiet, detach=detach, poll_seconds=poll_seconds)
         except PipelineDetached as exc:
             typer.echo(exc.job)
-            err(f"submitted batch job {exc.job}; once `winnow batch status {exc.job}` shows it done, run this "
-                "pipeline again: every judgment is then in the cache")
+            from winnow.cli.batch import detached_pipeline_hint
+
+            err(detached_pipeline_hint(exc.job, spec.cache_dir, resume_command()))
             return
-    from winnow.cli.summary import print_summary
+    from winnow.cli.summary import nothing_judged, print_summary
 
     print_summary(result.rate)
     err(result.describe())
+    if nothing_judged(result.rate):
+        err("no row got a judgment: every one is judge_failed (the reasons are above)")
+        raise typer.Exit(1)
     if result.rate.stats.stopped:
         err(f"stopped early ({result.rate.stats.stopped}); resume with:\n  {resume_command()}")
 

@@ -43,3 +43,16 @@ def print_summary(result: Any) -> None:
     if getattr(result, "evol_labels", None) is not None:
         lines.append(f"  wrote {result.evol_labels} (DEITA evol: (variant, score) labels to train a scorer)")
     err("\n".join(lines))
+
+
+def nothing_judged(result: Any) -> bool:
+    """True when the run had rows and not one of them got a judgment from any judge.
+
+    Then ``rate`` and ``run`` exit 1: a script must not take a file of ``judge_failed`` rows
+    (every request failed after its retries, every reply unreadable) for a finished job.
+    """
+    if not result.rows or result.stats.rows_failed == 0:
+        return False
+    prefixes = ("", "chosen_", "rejected_")
+    return not any(row.get(f"{p}{judge}_status") == "ok"
+                   for row in result.rows for judge in result.judges for p in prefixes)

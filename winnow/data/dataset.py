@@ -27,7 +27,7 @@ from winnow.data.layouts import (
 )
 from winnow.data.mapping import check_map_paths
 from winnow.data.readers import read_raw
-from winnow.data.responses import response_check
+from winnow.data.responses import ENDS_UNANSWERED, response_check
 from winnow.data.suggest import suggest_map, unread_columns, wrapped_records
 from winnow.data.writers import output_format, write_rows
 from winnow.gcpause import gc_paused
@@ -78,7 +78,7 @@ def load(
     id_column: str | None = None,
     on_bad_row: OnBadRow = "fail",
     side: str = "chosen",
-    need_response: bool = False,
+    need_response: bool | str = False,
 ) -> Dataset:
     """Read a JSONL / JSON / CSV / TSV / Parquet file (or an HF ``save_to_disk`` directory).
 
@@ -154,8 +154,9 @@ def load(
         if problem is not None:
             unanswered.append(BadRow(name, index, line, problem.field, problem.message))
 
-    if need_response and unanswered and any(s.has_response for s in samples):
-        samples, bad = _without_unanswered(samples, bad, unanswered)
+    refused = unanswered if need_response != "turns" else [u for u in unanswered if u.message != ENDS_UNANSWERED]
+    if need_response and refused and any(s.has_response for s in samples):
+        samples, bad = _without_unanswered(samples, bad, refused)
     if bad and on_bad_row == "fail":
         raise DataError.from_bad_rows(bad)
     return Dataset(p, raw.format, chosen or "unknown", samples, rows, bad, id_column, raw.schema, unanswered)

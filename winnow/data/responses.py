@@ -16,7 +16,7 @@ from typing import Any
 from winnow.data.layouts import RowError, getter
 from winnow.types import Sample, Turn
 
-__all__ = ["ResponseCheck", "response_check"]
+__all__ = ["ENDS_UNANSWERED", "ResponseCheck", "response_check"]
 
 ResponseCheck = Callable[[dict[str, Any], Sample], RowError | None]
 EMPTY = "empty response (judges that read the response need one)"

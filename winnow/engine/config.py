@@ -62,3 +62,21 @@ class EngineSettings:
     tpm: float | None = None
     progress: bool = True
     grace_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        """Values that would make a run hang, spin or stop at once, named by their CLI option."""
+        problems = []
+        if self.concurrency < 1:
+            problems.append(f"--concurrency must be at least 1 (got {self.concurrency})")
+        if not self.timeout > 0:
+            problems.append(f"--timeout must be more than 0 seconds (got {self.timeout:g})")
+        if self.max_retries < 0:
+            problems.append(f"--max-retries must be 0 or more (got {self.max_retries})")
+        if self.max_cost is not None and self.max_cost < 0:
+            problems.append(f"--max-cost must be 0 or more dollars (got {self.max_cost:g})")
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                problems.append(f"--{name} must be more than 0 (got {value:g})")
+        if problems:
+            raise ValueError("; ".join(problems))

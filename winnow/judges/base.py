@@ -9,7 +9,7 @@ an event loop (see ``winnow.engine.runner``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +108,16 @@ class RequestFailed(Exception):
         self.reason = reason
 
 
+def response_need(judges: Sequence[Judge]) -> bool | str:
+    """What ``winnow.data.load(need_response=...)`` must check for these judges: nothing (False),
+    every response (True), or only the assistant turns present (``"turns"``: every judge that
+    reads responses scores turn by turn, and takes an unanswered last turn as it is)."""
+    needy = [judge for judge in judges if judge.needs_response]
+    if not needy:
+        return False
+    return "turns" if all(judge.scores_every_turn for judge in needy) else True
+
+
 @dataclass(slots=True)
 class Verdict:
     """A judge's result for one sample: flat columns plus a status and reason."""
@@ -134,6 +144,10 @@ class Judge(ABC):
     # or the response too (True).  A judge that needs a response is refused before any request
     # on rows that have none (a prompt pool), naming what it needs (api.check_inputs).
     needs_response: bool = True
+    # A judge that scores every turn of a conversation, where one that ends on a user turn has
+    # that turn scored with an empty response (DEITA quality, methods.md 3.4): for it such a row
+    # is not missing its response (``response_need``).
+    scores_every_turn: bool = False
     params: dict[str, Any]
 
     def __init__(self) -> None:

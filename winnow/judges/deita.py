@@ -257,6 +257,7 @@ class DeitaComplexityJudge(_DeitaJudge):
 class DeitaQualityJudge(_DeitaJudge):
     name = "deita_quality"
     kind = "quality"
+    scores_every_turn = True  # an unanswered last user turn is scored with an empty response (methods.md 3.4)
     description = "DEITA quality of each response to its query, 1-6 (direct logprob score, EVOL rank, or a scorer)."
 
 

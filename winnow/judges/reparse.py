@@ -42,9 +42,12 @@ def parser_for(record: Mapping[str, Any], user_judges: Mapping[str, Judge] | Non
         return lambda reply: parse_tags(reply.text)
     if judge in ("deita_complexity", "deita_quality"):
         return _deita_parser(purpose, schema, parts.get("messages") or [], record.get("params") or {})
+    if judge == "embedding":
+        raise Unparseable("embedding vectors (tags, DEITA diversity): stored as numbers, nothing to re-read")
     user = (user_judges or {}).get(judge)
     if user is None:
-        raise Unparseable(f"user judge '{judge}': pass its judge.yaml (--user-judge PATH) to re-parse it")
+        raise Unparseable(f"judge '{judge}' is not built in: if it is a judge.yaml, pass it (--user-judge PATH); "
+                          "one written in Python cannot be re-read here: `rate --retry-failed` asks again")
     if user.fingerprint != record.get("fingerprint"):
         raise Unparseable(f"user judge '{judge}': its judge.yaml changed since (another fingerprint): re-run it")
     parse = getattr(user, "parse", None)
