@@ -360,8 +360,25 @@ def test_hf_directory_round_trip(tmp_path):
     ds = load(tmp_path / "hf")
     assert ds.format == "hf" and ds.rows == rows
     assert [len(s.turns) for s in ds.samples] == [2, 3]
-    with pytest.raises(DataError, match="cannot tell which format"):
+    with pytest.raises(DataError, match="no format to write it in"):
         save(ds.rows, tmp_path / "out", like=ds)
+
+
+def test_an_hf_folder_rated_to_an_output_without_a_suffix_is_refused_before_judging(tmp_path, fake_server):
+    """`-o out` means "the input's format", and an HF folder is read, not written: said before any
+    request (it was said after every judgment had been bought)."""
+    datasets = pytest.importorskip("datasets")
+    rows = [{"instruction": f"Add {i} and 1.", "input": "", "output": str(i + 1)} for i in range(4)]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "hf"))
+    from winnow.api import rate
+
+    with pytest.raises(DataError, match="no format to write it in.*'hf'"):
+        rate(tmp_path / "hf", ["alpagasus"], "openai/judge", api_base=fake_server.url, cache_dir=tmp_path / "c",
+             output=tmp_path / "out")
+    assert fake_server.total == 0
+    done = rate(tmp_path / "hf", ["alpagasus"], "openai/judge", api_base=fake_server.url, cache_dir=tmp_path / "c",
+                output=tmp_path / "out.parquet")
+    assert [r["alpagasus_status"] for r in done.rows] == ["ok"] * 4
 
 
 def test_import_is_cheap():

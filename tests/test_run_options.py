@@ -182,3 +182,24 @@ def test_judges_show_refuses_a_row_without_a_response_for_a_judge_that_reads_one
     assert code == 0 and "--- prompt for" in out
     code, out = _cli("judges", "show", "alpagasus", "--mode", "evol")
     assert code == 2 and "--mode does not apply to alpagasus" in out
+
+
+def test_run_takes_an_api_key_and_writes_it_nowhere(write_jsonl, tmp_path):
+    from tests.fakeserver import FakeServer
+
+    key = "sk-PIPELINE-0123456789abcdef"
+    data = write_jsonl(ROWS)
+    spec = tmp_path / "p.yaml"
+    spec.write_text(f"input: {data}\nmodel: openai/judge\njudges: [alpagasus]\n"
+                    "select: {method: threshold, top_k: 3}\n"
+                    f"outputs: {{dir: {tmp_path / 'out'}}}\n")
+    with FakeServer(api_key=key) as srv:
+        code, out = _cli("run", str(spec), "--api-base", srv.url, "--cache-dir", str(tmp_path / "c"), "-q")
+        assert code != 0 and key not in out  # the server wants the key
+        code, out = _cli("run", str(spec), "--api-base", srv.url, "--api-key", key,
+                         "--cache-dir", str(tmp_path / "c"), "-q")
+        assert code == 0, out
+    assert len((tmp_path / "out" / "subset.jsonl").read_text().splitlines()) == 3
+    written = b"".join(p.read_bytes() for folder in ("out", "c") for p in (tmp_path / folder).rglob("*")
+                       if p.is_file())
+    assert key.encode() not in written and key not in out

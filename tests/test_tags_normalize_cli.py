@@ -50,3 +50,11 @@ def test_counts_it_cannot_take_are_named_by_their_option(tmp_path):
         assert flag in result.output and "whole count of at least 1" in result.output
         assert "invalid literal" not in result.output
     assert not (tmp_path / "n.jsonl").exists()
+
+
+def test_an_output_name_it_cannot_write_is_refused_before_the_work(tmp_path):
+    result = CliRunner().invoke(app, ["tags", "normalize", str(_tagged(tmp_path)), "-o", str(tmp_path / "n.xlsx")])
+    assert result.exit_code == 2 and "cannot write a '.xlsx' file" in result.output
+    select = CliRunner().invoke(app, ["select", str(_tagged(tmp_path)), "--method", "instag", "--budget", "2",
+                                      "-o", str(tmp_path / "s.jsonl.gz")])
+    assert select.exit_code == 2 and "compressed output is not supported" in select.output

@@ -288,7 +288,10 @@ def rate(
     check_inputs(judge_objects, dataset.samples, str(data))
     out_path = Path(output) if output is not None else None
     if out_path is not None:
+        from winnow.data.writers import output_format
+
         preflight_output(out_path)
+        output_format(out_path, like_format=dataset.format)  # e.g. `-o out` for an HF folder: before judging
     settings = settings or EngineSettings()
     stats = RunStats()
     judged = dataset.samples + [rejected for _, rejected in pairs] if pairs is not None else dataset.samples

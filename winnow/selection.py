@@ -193,6 +193,10 @@ def select(
     from winnow.data import load, save
 
     check_options(method, {k: v for k, v in options.items() if k in _CHECKED})
+    if output is not None:
+        from winnow.data.writers import check_output_suffix
+
+        check_output_suffix(Path(output))  # before the work: a typo in -o costs nothing
     if options.get("api_base") and not options.get("embed_model"):
         raise ValueError("--api-base is the base URL for --embed-model; give --embed-model or drop --api-base")
     dataset = load(data, layout=layout, column_map=column_map)

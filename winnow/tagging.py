@@ -51,6 +51,10 @@ def normalize(
     from winnow.selection import column_values
     from winnow.selectors.tags import normalize_tags
 
+    if output is not None:
+        from winnow.data.writers import check_output_suffix
+
+        check_output_suffix(Path(output))  # before the work (an embedding model may be called)
     if isinstance(data, list):
         rows, dataset, name = data, like, "rows"
     else:

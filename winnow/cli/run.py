@@ -18,6 +18,8 @@ def run(
     pipeline: Path = typer.Argument(..., help="A pipeline YAML file (see examples/)."),
     model: str | None = typer.Option(None, "--model", "-m", help="Override the pipeline's default model."),
     api_base: str | None = typer.Option(None, "--api-base", help="Override the pipeline's api_base."),
+    api_key: str | None = typer.Option(None, "--api-key", help="API key (default: the provider's environment "
+                                       "variable); never written to the cache, logs or outputs."),
     output_dir: Path | None = typer.Option(None, "--output-dir", help="Override outputs.dir."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."),
     transport: str | None = typer.Option(None, "--transport", help="auto, fast or litellm."),
@@ -47,6 +49,8 @@ def run(
             update["judges"] = [j.model_copy(update={"model": None}) for j in spec.judges]
         if api_base:
             update["api_base"] = api_base
+        if api_key:
+            update["api_key"] = api_key
         if cache_dir:
             update["cache_dir"] = str(cache_dir)
         if transport:

@@ -54,10 +54,9 @@ def output_format(path: Path, format: str | None = None, like_format: str | None
         check_output_suffix(path)
     fmt = format or FORMAT_BY_SUFFIX.get(path.suffix.lower()) or like_format
     if fmt not in WRITABLE:
-        raise DataError(
-            f"{path}: cannot tell which format to write (got {fmt!r}); "
-            "name the output .jsonl, .json, .csv, .tsv or .parquet or pass format="
-        )
+        why = ("cannot tell which format to write" if fmt is None
+               else f"no format to write it in (the input is {fmt!r}, which winnow reads but does not write)")
+        raise DataError(f"{path}: {why}; name the output .jsonl, .json, .csv, .tsv or .parquet")
     return fmt
 
 
