@@ -372,7 +372,7 @@ def test_an_hf_folder_rated_to_an_output_without_a_suffix_is_refused_before_judg
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "hf"))
     from winnow.api import rate
 
-    with pytest.raises(DataError, match="no format to write it in.*'hf'"):
+    with pytest.raises(DataError, match=r"no format to write it in.*'hf'"):
         rate(tmp_path / "hf", ["alpagasus"], "openai/judge", api_base=fake_server.url, cache_dir=tmp_path / "c",
              output=tmp_path / "out")
     assert fake_server.total == 0
