@@ -203,3 +203,76 @@ def test_run_takes_an_api_key_and_writes_it_nowhere(write_jsonl, tmp_path):
     written = b"".join(p.read_bytes() for folder in ("out", "c") for p in (tmp_path / folder).rglob("*")
                        if p.is_file())
     assert key.encode() not in written and key not in out
+
+
+def _pipeline(tmp_path: Path, body: str, rows: list[dict] | None = None) -> Path:
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in (rows or ROWS)))
+    spec = tmp_path / "p.yaml"
+    spec.write_text(f"input: data.jsonl\nmodel: openai/judge\noutputs: {{dir: out}}\n{body}")
+    return spec
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ("judges: [alpagasus]\nselect: {method: threshold, score_column: alpagasus_scor, top_k: 2}\n",
+     "select.score_column 'alpagasus_scor': no judge of this pipeline writes it"),
+    ("judges: [alpagasus]\nselect: {method: threshold, top_frac: 1.5}\n", "select.top_frac must be"),
+    ("judges: [instag]\nselect: {method: instag, budget: -3}\n", "select.budget must be"),
+    ("judges: [instag]\nselect: {method: deita, budget: 3}\n", "select.score_column 'deita_score'"),
+    ("judges: [alpagasus]\nnormalize: {}\n", "normalize.tags_column 'instag_tags'"),
+    ("judges: [instag]\nnormalize: {alpha: 0}\n", "normalize.alpha"),
+])
+def test_a_pipeline_step_that_cannot_run_is_refused_before_any_request(fake_server, tmp_path, body, words):
+    spec = _pipeline(tmp_path, body)
+    code, out = _cli("run", str(spec), "--api-base", fake_server.url, "--cache-dir", str(tmp_path / "c"), "-q")
+    assert code == 2 and words in " ".join(out.split()), out
+    assert fake_server.total == 0
+
+
+def test_a_pipeline_may_select_on_a_column_the_input_already_has(fake_server, tmp_path):
+    rows = [{**r, "quality": i} for i, r in enumerate(ROWS)]
+    spec = _pipeline(tmp_path, "judges: [instag]\nselect: {method: threshold, score_column: quality, top_k: 2}\n", rows)
+    code, out = _cli("run", str(spec), "--api-base", fake_server.url, "--cache-dir", str(tmp_path / "c"), "-q")
+    assert code == 0, out
+    assert [json.loads(x)["quality"] for x in (tmp_path / "out" / "subset.jsonl").read_text().splitlines()] == [5, 4]
+
+
+def test_dry_run_of_a_pipeline_counts_the_rows_the_run_judges(tmp_path):
+    rows = [*ROWS, {"instruction": "", "input": "", "output": "x"}]
+    spec = _pipeline(tmp_path, "judges: [alpagasus]\nlimit: 4\non_bad_row: skip\n", rows)
+    code, out = _cli("run", str(spec), "--api-base", "http://127.0.0.1:9/v1", "--dry-run",
+                     "--cache-dir", str(tmp_path / "c"))
+    assert code == 0, out
+    assert "dry run: 4 rows" in out and "(no listed price)" in out
+
+
+def test_pipeline_paths_expand_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    spec = tmp_path / "elsewhere" / "p.yaml"
+    spec.parent.mkdir()
+    spec.write_text("input: ~/data.jsonl\ncache_dir: ~/cache\njudges: [alpagasus]\n")
+    loaded = Pipeline.from_yaml(spec)
+    assert loaded.input == str(tmp_path / "home" / "data.jsonl")
+    assert loaded.cache_dir == str(tmp_path / "home" / "cache")
+
+
+def test_input_columns_a_judge_replaces_are_named(fake_server, write_jsonl, tmp_path):
+    rows = [{**r, "alpagasus_score": 9.9} for r in ROWS]
+    code, out = _cli("rate", str(write_jsonl(rows)), "--judge", "alpagasus", "--model", "openai/judge",
+                     "--api-base", fake_server.url, "--cache-dir", str(tmp_path / "c"), "-o", str(tmp_path / "o.jsonl"))
+    assert code == 0 and "the input already had alpagasus_score (6 rows): replaced" in out
+
+
+def test_a_prompt_shared_by_rows_counts_once_as_new_and_then_as_answered(fake_server, write_jsonl, tmp_path):
+    rows = [{"instruction": "Same question?", "input": "", "output": "Same answer."} for _ in range(8)]
+    result = rate(write_jsonl(rows), ["alpagasus"], "openai/judge", api_base=fake_server.url,
+                  cache_dir=tmp_path / "c")
+    assert result.stats.calls == 1 and result.stats.calls + result.stats.cache_hits == 8
+
+
+def test_a_pipelines_report_has_the_trust_section(fake_server, alpaca_rows, tmp_path):
+    spec = _pipeline(tmp_path, "judges: [alpagasus]\nselect: {method: threshold, top_k: 5}\n", alpaca_rows[:30])
+    code, out = _cli("run", str(spec), "--api-base", fake_server.url, "--cache-dir", str(tmp_path / "c"), "-q")
+    assert code == 0, out
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="trust"' in html and "score against response length" in html

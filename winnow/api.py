@@ -42,6 +42,7 @@ class RateResult:
     keys: dict[str, list[list[str]]] = field(default_factory=dict)  # judge -> per-row cache keys
     dataset: Any = None
     evol_labels: Path | None = None  # DEITA --mode evol: the scorer-training table (judges/evol_labels.py)
+    notes: list[str] = field(default_factory=list)  # said in the summary (input columns replaced, ...)
 
     @property
     def skipped(self) -> int:
@@ -199,6 +200,21 @@ def model_config(model: str, api_base: str | Sequence[str] | None, api_key: str 
         raise ValueError("--model local serves one local server: give at most one --api-base")
     return ModelConfig(model=model, api_base=urls[0], api_key=api_key, transport=transport,
                        key_api_base=POOL_IDENTITY, api_bases=urls)
+
+
+def _replaced_columns(samples: Sequence[Any], columns: Sequence[str]) -> list[str]:
+    """A note for each judge column the input already had: its values are replaced in the
+    output (re-rating a judged file does this on purpose; a column of one's own with a judge's
+    name would be lost without a word)."""
+    wanted = set(columns)
+    counts: dict[str, int] = {}
+    for sample in samples:
+        for column in wanted.intersection(sample.row):
+            counts[column] = counts.get(column, 0) + 1
+    if not counts:
+        return []
+    listed = ", ".join(f"{c} ({n} rows)" for c, n in sorted(counts.items()))
+    return [f"the input already had {listed}: replaced by this run's judgments in the output"]
 
 
 def check_inputs(judges: Sequence[Judge], samples: Sequence[Any], name: str) -> None:
@@ -369,6 +385,7 @@ def rate(
             rows.append(row)
     if pairs is not None:
         columns = [prefix + c for c in columns for prefix in ("chosen_", "rejected_")]
+    notes = _replaced_columns(dataset.samples, columns)
     names = [j.name for j in judge_objects]
     if "deita_complexity" in names and "deita_quality" in names:
         from winnow.judges.deita import combine_deita
@@ -382,7 +399,7 @@ def rate(
     keys = {j.name: [v.keys for v in verdicts[k]] for k, j in enumerate(judge_objects)}
     # samples and keys: one per judged sample (with --side both, the rejected sides follow the rows)
     return RateResult(rows, out_path, stats, names, list(dataset.bad_rows), columns,
-                      list(judged), keys, dataset, labels_file)
+                      list(judged), keys, dataset, labels_file, notes)
 
 
 def _write_evol_labels(

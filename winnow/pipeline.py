@@ -152,9 +152,10 @@ class Pipeline(_Strict):
 
     def relative_to(self, base: Path) -> Pipeline:
         def fix(value: str | None) -> str | None:
-            if value is None or Path(value).is_absolute() or value == "local" or value.startswith("local/"):
+            if value is None or value == "local" or value.startswith("local/"):
                 return value
-            return os.path.normpath(base / value)
+            value = os.path.expanduser(value)  # ~/data.jsonl is the home folder's, not the file's
+            return value if Path(value).is_absolute() else os.path.normpath(base / value)
 
         update: dict[str, Any] = {"input": fix(self.input), "outputs": self.outputs.model_copy(
             update={"dir": fix(self.outputs.dir)})}

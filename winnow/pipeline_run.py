@@ -53,6 +53,78 @@ def _engine(p: Pipeline) -> Any:
                       in_flight_per_actor=p.engine.in_flight_per_actor)
 
 
+def _keyed(message: str, section: str) -> str:
+    """A selector's or normaliser's message in the pipeline file's words: ``--top-frac`` is
+    ``select.top_frac`` there."""
+    import re
+
+    return re.sub(r"--([a-z][a-z-]*)", lambda m: f"{section}.{m.group(1).replace('-', '_')}", message)
+
+
+def check_steps(p: Pipeline, judges: list[Any]) -> None:
+    """The normalise and select steps' values, and the columns they read, checked before the
+    first request: a typo in ``select.score_column`` was found after every judgment was paid for.
+
+    A column is there if a judge of the pipeline writes it or the input already has it.
+    """
+    from winnow.selection import check_options
+    from winnow.selectors.tags import parse_alpha, parse_min_support
+
+    needed: dict[str, str] = {}  # column -> the key that names it
+    if p.normalize is not None:
+        n = p.normalize
+        try:
+            parse_alpha(n.alpha)
+            if n.association:
+                parse_min_support(n.min_support)
+        except ValueError as exc:
+            raise PipelineError(_keyed(str(exc), "normalize")) from None
+        if not 0 < n.min_confidence <= 1:
+            raise PipelineError(f"normalize.min_confidence must be in (0, 1], got {n.min_confidence}")
+        needed[n.tags_column] = "normalize.tags_column"
+    if p.select is not None:
+        s = p.select
+        options = {"budget": s.budget, "score_column": s.score_column, "min_score": s.min_score, "top_k": s.top_k,
+                   "top_frac": s.top_frac, "tags_column": s.tags_column, "embedding_column": s.embedding_column,
+                   "embed_model": s.embed_model, "threshold": s.threshold}
+        try:
+            check_options(s.method, options)
+        except ValueError as exc:
+            raise PipelineError(_keyed(str(exc), "select")) from None
+        default_score = {"threshold": "alpagasus_score", "deita": "deita_score"}.get(s.method)
+        if default_score is not None:
+            needed.setdefault(s.score_column or default_score, "select.score_column")
+        if s.method == "instag" or (s.method == "deita" and not s.embedding_column and not s.embed_model):
+            needed.setdefault(s.tags_column, "select.tags_column")
+        if s.method == "deita" and s.embedding_column:
+            needed.setdefault(s.embedding_column, "select.embedding_column")
+    written = {c for judge in judges for c in judge.output_columns()}
+    names = {judge.name for judge in judges}
+    if {"deita_complexity", "deita_quality"} <= names:
+        written.add("deita_score")
+    missing = {c: key for c, key in needed.items() if c not in written}
+    if missing:
+        _check_input_columns(p, missing, sorted(written))
+
+
+def _check_input_columns(p: Pipeline, missing: dict[str, str], written: list[str]) -> None:
+    """The columns no judge writes must be in the input (read once more, only in this case)."""
+    import difflib
+
+    from winnow.data import load
+
+    dataset = load(p.input, layout=p.layout, column_map=p.map, id_column=p.id_column, on_bad_row="skip")
+    present = {c for row in dataset.rows[:200] for c in row}
+    for column, key in missing.items():
+        if column in present:
+            continue
+        close = difflib.get_close_matches(column, sorted(present | set(written)), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise PipelineError(
+            f"{key} '{column}': no judge of this pipeline writes it and {p.input} has no such column "
+            f"(the judges write: {', '.join(written) or 'nothing'}){hint}. Nothing was sent.")
+
+
 def run_pipeline(p: Pipeline, *, progress: bool = False, detach: bool = False,
                  poll_seconds: float = 30.0) -> PipelineResult:
     from winnow.api import local_judge_options, preflight_output, rate
@@ -81,6 +153,7 @@ def run_pipeline(p: Pipeline, *, progress: bool = False, detach: bool = False,
         models[judge.name] = ModelConfig(model=model, api_base=step.api_base or p.api_base, api_key=p.api_key,
                                          transport=p.transport)
         judges.append(judge)
+    check_steps(p, judges)
     settings = EngineSettings(concurrency=p.concurrency, timeout=p.timeout, max_retries=p.max_retries,
                               max_cost=p.max_cost, rpm=p.rpm, tpm=p.tpm)
     if p.batch or detach:
@@ -155,10 +228,13 @@ def _write_report(path: Path, p: Pipeline, rated: Any, rows: list[dict[str, Any]
     except ImportError:
         return False
     from winnow.cache import JudgmentCache
+    from winnow.types import Sample
 
     settings = p.model_dump(exclude={"api_key"})
+    # the report's trust section reads each sample's judgments from its row: the judged one
+    judged = [Sample(s.id, s.turns, row, s.index, s.alpaca) for s, row in zip(rated.samples, rows, strict=True)]
     with JudgmentCache(p.cache_dir) as cache:
         write_report(rows, selection.rows if selection else None, judges=rated.judges, settings=settings,
-                     cache=cache, output=path, sample_ids=[s.id for s in rated.samples], samples=rated.samples,
+                     cache=cache, output=path, sample_ids=[s.id for s in rated.samples], samples=judged,
                      cache_keys=[k for per_judge in rated.keys.values() for keys in per_judge for k in keys])
     return True

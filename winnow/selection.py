@@ -270,6 +270,8 @@ def select_rows(
     unreached = _unreached(limit, len(rows), len(indices), min_score)
     if unreached:
         notes.append(unreached)
+    if ranked and any("selection_rank" in rows[idx] for idx in indices):
+        notes.append("the input already had a selection_rank column: replaced by this selection's ranks")
     order = sorted(indices) if keep_order or not ranked else indices  # AlpaGasus keeps pool order (P-A5)
     rank = {idx: r for r, idx in enumerate(indices, start=1)}
     chosen = []

@@ -321,6 +321,8 @@ def estimate(
     id_column: str | None = None,
     settings: Any = None,
     batch: bool = False,
+    limit: int | None = None,
+    side: str = "chosen",
 ) -> CostEstimate:
     """What ``rate`` with the same arguments would send, before anything is sent.
 
@@ -339,7 +341,9 @@ def estimate(
     check_judge_models(judge_objects, judge_models)
     # the rows rate would send: a row without a response is a bad row for a judge that reads one
     dataset = load(data, layout=layout, column_map=column_map, id_column=id_column, on_bad_row=policy,
-                   need_response=response_need(judge_objects))
+                   need_response=response_need(judge_objects), side="rejected" if side == "rejected" else "chosen")
+    if limit is not None:
+        del dataset.samples[limit:]  # as rate: a trial on the first rows
     result = CostEstimate(rows=len(dataset.samples), batch=batch)
     cache, result.cache_note = open_for_reading(cache_dir, use_cache)
     try:

@@ -16,11 +16,13 @@ if TYPE_CHECKING:
 @app.command()
 def run(
     pipeline: Path = typer.Argument(..., help="A pipeline YAML file (see examples/)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Override the pipeline's default model."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Judge with this model: the pipeline's `model` "
+                                     "and every judge's own."),
     api_base: str | None = typer.Option(None, "--api-base", help="Override the pipeline's api_base."),
     api_key: str | None = typer.Option(None, "--api-key", help="API key (default: the provider's environment "
                                        "variable); never written to the cache, logs or outputs."),
-    output_dir: Path | None = typer.Option(None, "--output-dir", help="Override outputs.dir."),
+    output_dir: Path | None = typer.Option(None, "--output-dir", help="Override outputs.dir (relative to the "
+                                             "current folder, unlike outputs.dir in the file)."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."),
     transport: str | None = typer.Option(None, "--transport", help="auto, fast or litellm."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop sending once this run spent DOLLARS."),
@@ -94,17 +96,21 @@ def _dry_run(spec: Pipeline) -> None:
     """One estimate per judge step (each may have its own model), summed."""
     from winnow.audit.costs import estimate, format_estimate
 
-    total = 0.0
+    total, unpriced = 0.0, []
     for step in spec.judges:
         est = estimate(
             spec.input, [step.name], step.model or spec.model or "",
             api_base=step.api_base or spec.api_base, judge_options=dict(step.options),
             cache_dir=spec.cache_dir, layout=spec.layout, column_map=spec.map,
-            id_column=spec.id_column,
+            id_column=spec.id_column, on_bad_row=spec.on_bad_row, limit=spec.limit, side=spec.side,
         )
         typer.echo(format_estimate(est))
         total += est.cost
-    typer.echo(f"pipeline total: ~${total:.4f}")
+        unpriced += [j.judge for j in est.judges if j.calls and not (j.price_in or j.price_out)]
+    if unpriced:
+        typer.echo(f"pipeline total: ~${total:.4f} plus {', '.join(unpriced)} (no listed price)")
+    else:
+        typer.echo(f"pipeline total: ~${total:.4f}")
 
 
 def engine_override(current: Any, engine: str | None, address: str | None, actors: int | None,

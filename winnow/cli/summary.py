@@ -38,6 +38,8 @@ def print_summary(result: Any) -> None:
             lines.append(f"    {bad.describe()}")
         if len(result.bad_rows) > 20:
             lines.append(f"    ... and {len(result.bad_rows) - 20} more")
+    for note in getattr(result, "notes", None) or []:
+        lines.append(f"  note: {note}")
     if result.output is not None:
         lines.append(f"  wrote {result.output}")
     if getattr(result, "evol_labels", None) is not None:

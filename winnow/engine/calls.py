@@ -68,7 +68,8 @@ class OnlineCalls:
             self.stats.cache_hits += 1
             return Answer(record, cached=True)
         shared = self._inflight.get(key)
-        if shared is not None:  # the same prompt is already on its way
+        if shared is not None:  # the same prompt is already on its way: answered without a call
+            self.stats.cache_hits += 1  # so "from cache" + "new" adds up to the judgments made
             return await asyncio.shield(shared)
         if self.stopping:
             raise StopDispatch
