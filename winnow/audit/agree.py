@@ -36,27 +36,41 @@ class Agreement:
     confusion: list[list[int]]
     bins: list[str]
     selection: dict[str, Any] = field(default_factory=dict)
+    scale: str = ""  # the judge's bins and where they come from (a built-in's, declared, or observed)
+    interval_notes: dict[str, str] = field(default_factory=dict)  # why a figure has no (or a partial) interval
+    notes: list[str] = field(default_factory=list)  # rows left out or not joined, named
+    provenance: dict[str, Any] = field(default_factory=dict)  # the data file, for report --trust to check
 
     def lines(self) -> list[str]:
         out = [f"{self.score_column} against {self.labels_column}: {self.n} rows"
                + (f" (left out: {', '.join(f'{k} {v}' for k, v in self.left_out.items())})" if self.left_out else "")]
+        if self.scale:
+            out.append(f"  judge's scale: {self.scale}")
         for name, value in self.figures.items():
             ci = self.intervals.get(name)
             shown = "undefined" if value is None else f"{value:.4f}"
             interval = f"  95% CI [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
-            out.append(f"  {name}: {shown}{interval}")
+            why = self.interval_notes.get(name)
+            out.append(f"  {name}: {shown}{interval}" + (f"  ({why})" if why else ""))
         if self.selection:
             out.append(f"  selection: {self.selection['rule']}; the judge keeps {self.selection['judge_kept']}, "
                        f"the labels keep {self.selection['labels_kept']}, both {self.selection['both']}")
         out.append("  confusion (rows: judge bins, columns: label bins mapped to the judge's scale): "
                    + " / ".join(self.bins))
         out += ["    " + " ".join(f"{c:4d}" for c in row) for row in self.confusion]
+        out += [f"  note: {note}" for note in self.notes]
         return out
 
 
-def _number(value: Any) -> float | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None if not isinstance(value, bool) else float(value)
+UNREADABLE = object()  # a value present but not a number, pass or fail: counted apart from "no label"
+
+
+def _number(value: Any) -> Any:
+    """A float, None for a missing value, or UNREADABLE for text such as 'n/a'."""
+    if isinstance(value, bool):
+        return float(value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
     if isinstance(value, str):
         text = value.strip().lower()
         if text in PASS:
@@ -66,8 +80,78 @@ def _number(value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        return None
+        return UNREADABLE
     return None if math.isnan(number) else number
+
+
+def _rows_shown(found: list[tuple[int, Any]], limit: int = 5) -> str:
+    """"rows 4 ('n/a'), 9 ('?')": the first few, and how many more."""
+    shown = ", ".join(f"{row} ({value!r})" for row, value in found[:limit])
+    more = f" and {len(found) - limit} more" if len(found) > limit else ""
+    return f"row{'s' if len(found) > 1 else ''} {shown}{more}"
+
+
+def check_label_scale(label_scale: tuple[float, float] | None) -> None:
+    """LO < HI: a reversed scale would silently flip every label, an empty one maps all to one bin."""
+    if label_scale is not None and not label_scale[0] < label_scale[1]:
+        raise ValueError(f"--label-scale {label_scale[0]:g},{label_scale[1]:g}: LO must be below HI "
+                         "(a reversed scale would flip the labels; LO = HI leaves nothing to compare)")
+
+
+def check_selection(threshold: float | None, budget: int | None) -> None:
+    """One selection rule: both would compare two different subsets under one name."""
+    if threshold is not None and budget is not None:
+        raise ValueError("--threshold and --budget: give one (the selection compared is either score >= "
+                         "THRESHOLD on both sides or the top BUDGET on each side)")
+
+
+def _pairs(rows: Sequence[dict[str, Any]], score_column: str, labels_column: str, labels: Sequence[Any] | None,
+           row_numbers: Sequence[int] | None) -> tuple[list[float], list[float], list[int], dict[str, int],
+                                                   list[str]]:
+    """(scores, labels, row numbers, left out by reason, notes naming unreadable values' rows)."""
+    from winnow.selection import judges_of_column
+
+    left_out: dict[str, int] = {}
+    unreadable: dict[str, list[tuple[int, Any]]] = {"score": [], "label": []}
+    xs: list[float] = []
+    ys: list[float] = []
+    kept: list[int] = []
+    statuses = [f"{j}_status" for j in judges_of_column(score_column)]
+    for i, row in enumerate(rows):
+        number = row_numbers[i] if row_numbers is not None else i + 1
+        raw_label = labels[i] if labels is not None else row.get(labels_column)
+        reason = None
+        if any(s in row and row[s] != "ok" for s in statuses):
+            reason = "failed judgment"
+        else:
+            score, label = _number(row.get(score_column)), _number(raw_label)
+            for what, value, raw in (("score", score, row.get(score_column)), ("label", label, raw_label)):
+                if reason is None and value is UNREADABLE:
+                    reason = f"unreadable {what}"
+                    unreadable[what].append((number, raw))
+                elif reason is None and value is None:
+                    reason = f"no {what}"
+        if reason is not None:
+            left_out[reason] = left_out.get(reason, 0) + 1
+            continue
+        xs.append(score)
+        ys.append(label)
+        kept.append(number)
+    notes = [f"unreadable {what} (not a number, pass or fail), left out: {_rows_shown(found)}"
+             for what, found in unreadable.items() if found]
+    return xs, ys, kept, left_out, notes
+
+
+def _check_within(ys: Sequence[float], rows: Sequence[int], label_scale: tuple[float, float] | None,
+                  labels_column: str) -> None:
+    """Labels outside the declared scale: a typo in the scale or the labels; both distort kappa."""
+    if label_scale is None:
+        return
+    lo, hi = label_scale
+    outside = [(r, y) for r, y in zip(rows, ys, strict=True) if not lo <= y <= hi]
+    if outside:
+        raise ValueError(f"{labels_column}: {len(outside)} labels outside --label-scale {lo:g},{hi:g}: "
+                         f"{_rows_shown(outside)}; fix the scale or the labels")
 
 
 def agree_rows(
@@ -82,46 +166,39 @@ def agree_rows(
     budget: int | None = None,
     resamples: int = 1000,
     seed: int = 0,
+    scale_source: str | None = None,
+    row_numbers: Sequence[int] | None = None,
 ) -> Agreement:
     """Agreement of ``score_column`` with labels (``labels_column`` of the rows, or ``labels``
     aligned with them).  ``threshold`` (on the judge's scale) or ``budget`` sets the selection
-    compared; the labels select at the same threshold mapped onto their scale, or the same budget."""
+    compared; the labels select at the same threshold mapped onto their scale, or the same budget.
+    ``judge_scale`` defaults to the column's judge's known scale (``columns.score_scale``);
+    ``scale_source`` says where a given one came from.  ``row_numbers``: each row's number in
+    its file, for the messages (default: position + 1)."""
     import numpy as np
 
     from winnow.audit import agreement
     from winnow.audit.agreement import (
         bin_labels,
         bin_scores,
-        bootstrap_interval,
         confusion_matrix,
+        interval_with_reason,
         quadratic_kappa,
-        scale_for,
     )
-    from winnow.selection import judges_of_column
+    from winnow.audit.columns import ResolvedScore, judge_of_column, score_scale
 
-    judge = score_column.rsplit("_", 1)[0]
-    left_out: dict[str, int] = {}
-    xs: list[float] = []
-    ys: list[float] = []
-    statuses = [f"{j}_status" for j in judges_of_column(score_column)]
-    for i, row in enumerate(rows):
-        if any(s in row and row[s] != "ok" for s in statuses):
-            left_out["failed judgment"] = left_out.get("failed judgment", 0) + 1
-            continue
-        score = _number(row.get(score_column))
-        label = _number(labels[i] if labels is not None else row.get(labels_column))
-        if score is None:
-            left_out["no score"] = left_out.get("no score", 0) + 1
-            continue
-        if label is None:
-            left_out["no label"] = left_out.get("no label", 0) + 1
-            continue
-        xs.append(score)
-        ys.append(label)
+    check_label_scale(label_scale)
+    check_selection(threshold, budget)
+    xs, ys, kept_rows, left_out, notes = _pairs(rows, score_column, labels_column, labels, row_numbers)
     if len(xs) < 3:
-        raise ValueError(f"{score_column} vs {labels_column}: {len(xs)} rows with both a score and a label; "
-                         "agreement needs at least 3")
-    lo, hi, step = judge_scale or scale_for(judge, xs)
+        counted = ", ".join(f"{k} {v}" for k, v in left_out.items()) or "no rows"
+        raise ValueError(f"{score_column} vs {labels_column}: {len(xs)} rows with both a score and a label "
+                         f"({counted}); agreement needs at least 3")
+    _check_within(ys, kept_rows, label_scale, labels_column)
+    if judge_scale is None:
+        judge_scale, scale_source = score_scale(ResolvedScore(score_column, judge_of_column(score_column)), xs)
+    lo, hi, step = judge_scale
+    scale_words = f"{lo:g}-{hi:g} in steps of {step:g}" + (f" ({scale_source})" if scale_source else "")
     y_lo, y_hi = label_scale or (min(ys), max(ys))
     k = round((hi - lo) / step) + 1
 
@@ -160,10 +237,14 @@ def agree_rows(
         measures["selection_recall"] = recall
     figures: dict[str, float | None] = {}
     intervals: dict[str, tuple[float, float] | None] = {}
+    interval_notes: dict[str, str] = {}
     for name, fn in measures.items():
         value = fn(x, y_mapped)
         figures[name] = None if math.isnan(value) else value
-        intervals[name] = bootstrap_interval(fn, x, y_mapped, resamples, seed) if figures[name] is not None else None
+        intervals[name], why = (interval_with_reason(fn, x, y_mapped, resamples, seed) if figures[name] is not None
+                                else (None, "undefined on these rows: no interval"))
+        if why:
+            interval_notes[name] = why
     selection: dict[str, Any] = {}
     if rule:
         j, lab = judge_keep(x), label_keep(y_mapped)
@@ -171,7 +252,7 @@ def agree_rows(
                      "both": int(np.sum(j & lab))}
     confusion = confusion_matrix(bin_scores(list(x), (lo, hi, step)), bin_scores(list(y_mapped), (lo, hi, step)), k)
     return Agreement(score_column, labels_column, len(xs), left_out, figures, intervals, confusion,
-                     bin_labels((lo, hi, step)), selection)
+                     bin_labels((lo, hi, step)), selection, scale_words, interval_notes, notes)
 
 
 def _selection_rule(x: Any, y: Any, threshold: float | None, budget: int | None) -> tuple[str, Any, Any]:

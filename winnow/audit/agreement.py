@@ -19,6 +19,7 @@ __all__ = [
     "bootstrap_interval",
     "confusion_matrix",
     "exact_agreement",
+    "interval_with_reason",
     "jaccard",
     "kendall_tau_b",
     "quadratic_kappa",
@@ -107,22 +108,43 @@ def statistic(fn: Callable[[Any, Any], float | None]) -> Callable[[Any, Any], fl
 
 def bootstrap_interval(fn: Any, x: Any, y: Any, resamples: int, seed: int) -> tuple[float, float] | None:
     """Paired percentile bootstrap 95% interval of ``fn(x, y)`` (scipy.stats.bootstrap, seeded);
-    None when undefined or ``resamples`` is 0."""
+    None when undefined or ``resamples`` is 0 (``interval_with_reason`` says which)."""
+    return interval_with_reason(fn, x, y, resamples, seed)[0]
+
+
+MIN_DEFINED = 0.5  # an interval over fewer defined resamples than this share would describe too little
+
+
+def interval_with_reason(fn: Any, x: Any, y: Any, resamples: int,
+                         seed: int) -> tuple[tuple[float, float] | None, str | None]:
+    """(95% interval, why it is absent or qualified).  Why: every figure has an interval or says
+    why not.  A figure undefined in some resamples (a precision where a resample selected no
+    row) gets its interval over the resamples where it is defined, and says how many those were;
+    scipy alone would return nan and the figure would be printed bare."""
     import warnings
 
     import numpy as np
     from scipy import stats
 
     if resamples <= 0:
-        return None
+        return None, "no interval: --resamples 0"
+    if len(x) < 2:
+        return None, f"no interval: {len(x)} row"
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # a tiny sample: the interval says so
         result = stats.bootstrap((x, y), fn, paired=True, vectorized=False, n_resamples=resamples,
                                  confidence_level=0.95, method="percentile", random_state=np.random.default_rng(seed))
     low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    if math.isnan(low) or math.isnan(high):
-        return None
-    return low, high
+    if not (math.isnan(low) or math.isnan(high)):
+        return (low, high), None
+    values = np.asarray(result.bootstrap_distribution, dtype=float)
+    defined = values[~np.isnan(values)]
+    if len(defined) < MIN_DEFINED * len(values):
+        return None, (f"no interval: the figure is undefined in {len(values) - len(defined)} of {len(values)} "
+                      "resamples")
+    low, high = (float(v) for v in np.percentile(defined, [2.5, 97.5]))
+    return (low, high), (f"interval over the {len(defined)} of {len(values)} resamples where the figure is "
+                         f"defined (undefined in the others: nothing to divide by)")
 
 
 def confusion_matrix(a: Sequence[int], b: Sequence[int], k: int) -> list[list[int]]:

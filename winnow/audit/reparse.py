@@ -115,4 +115,20 @@ def reparse(
                     pending = []
         if pending:
             cache.put_many(pending)
+        if result.examined == 0 and judge is not None:
+            _no_such_judge(cache, judge)
     return result
+
+
+def _no_such_judge(cache: Any, judge: str) -> None:
+    """A judge the cache holds no record of is a typo or another cache: say which judges it
+    holds (with the closest), rather than "re-read 0 records" and success."""
+    from winnow.audit.columns import did_you_mean
+    from winnow.cache.audit import iter_records
+
+    held = sorted({str(r.get("judge")) for r in iter_records(cache)})
+    wanted = judge.replace("-", "_")
+    if wanted in held:
+        return  # the judge is there: the other filters matched nothing, which the summary says
+    raise ValueError(f"--judge {judge}: the cache holds no record of this judge (judges there: "
+                     f"{', '.join(held) or 'none'}){did_you_mean(wanted, held)}")

@@ -67,10 +67,17 @@ class StabilityReport:
     failed_repeats: int = 0
     per_repeat: list[dict[str, float | None]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)  # the run's RunStats.as_dict(): calls, hits, cost
+    # what was measured: the data file (path, sha256), model, judge fingerprint and options, the
+    # score column; and how many sampled rows' file scores the cache confirms as this judge's
+    provenance: dict[str, Any] = field(default_factory=dict)
+    originals: dict[str, int] = field(default_factory=dict)  # confirmed / differs / not in cache
+    warnings: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # figure -> why it (or its interval) is absent
 
     def lines(self) -> list[str]:
         out = [f"{self.judge}: {self.sampled} rows judged again {self.repeats} times "
                f"({self.requests} requests sent this call; {self.failed_repeats} repeat judgments failed)"]
+        out += [f"  WARNING: {w}" for w in self.warnings]
         if self.stats:
             s = self.stats
             out.append(f"  judgments: {s.get('cache_hits', 0)} from cache, {s.get('calls', 0)} new; tokens "
@@ -79,7 +86,9 @@ class StabilityReport:
         for name, value in self.figures.items():
             ci = self.intervals.get(name)
             shown = "undefined" if value is None else f"{value:.4f}"
-            out.append(f"  {name}: {shown}" + (f"  95% CI [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
+            why = f"  ({self.notes[name]})" if name in self.notes else ""
+            out.append(f"  {name}: {shown}" + (f"  95% CI [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "") + why)
+        out += [f"  {name}: absent ({why})" for name, why in self.notes.items() if name not in self.figures]
         if self.threshold is not None:
             out.append(f"  (selection at score >= {self.threshold:g})")
         return out
@@ -101,8 +110,14 @@ def stability(
     settings: Any = None,
     seed: int = 0,
     resamples: int = 1000,
+    unconfirmed_ok: bool = False,
 ) -> StabilityReport:
-    """Re-judge a random sample of ``data`` (a judged file) ``repeats`` times and measure it."""
+    """Re-judge a random sample of ``data`` (a judged file) ``repeats`` times and measure it.
+
+    The file's scores are the "original" judgment only if this judge, model and options made
+    them: the cache is asked for each sampled row's original judgment (sending nothing), and a
+    sample none of whose scores it confirms is refused (``unconfirmed_ok`` runs it anyway, with
+    a warning); some unconfirmed rows are a warning."""
     import numpy as np
 
     from winnow.api import model_config, open_cache
@@ -112,12 +127,15 @@ def stability(
     from winnow.engine.stats import RunStats
 
     base, chosen = _sampled(data, judge, model, sample, repeats, judge_options, seed)
-    column = f"{base.name}_score"
+    score_field = _score_field(base)
+    column = f"{base.name}_{score_field}"
     original = np.asarray([float(s.row[column]) for s in chosen])
     cfg = model_config(model, api_base, api_key)
     runs = [JudgeRun(repeated(base, r, temperature), cfg) for r in range(1, repeats + 1)]
     run_stats = RunStats()
     with open_cache(cache_dir) as cache:
+        originals = check_originals(cache, chosen, JudgeRun(base, cfg), column, score_field)
+        warnings = _original_warnings(originals, base.name, model, judge_options, unconfirmed_ok)
         try:
             verdicts = Engine(cache, settings or EngineSettings(), run_stats).run(chosen, runs)
         finally:  # logged like rate's runs, interrupted or not: what this audit sent and spent
@@ -127,15 +145,82 @@ def stability(
     failed = 0
     for r, row in enumerate(verdicts):
         for i, verdict in enumerate(row):
-            value = verdict.values.get("score") if verdict.status == "ok" else None
+            value = verdict.values.get(score_field) if verdict.status == "ok" else None
             if isinstance(value, int | float):
                 again[r, i] = float(value)
             else:
                 failed += 1
     tau = threshold if threshold is not None else DEFAULT_THRESHOLDS.get(base.name)
     figures, intervals, per_repeat = _measure(original, again, tau, resamples, seed)
+    notes = _interval_notes(figures, intervals, resamples)
+    if tau is None:
+        notes[KEPT] = (f"no --threshold, and {base.name} has no default selection threshold (AlpaGasus' is 4.5): "
+                       "pass --threshold to measure the share of selected rows that stay selected")
+    from winnow.audit.trust_files import file_identity
+
+    provenance = {"data": file_identity(data), "model": model, "api_base": api_base,
+                  "judge_fingerprint": base.fingerprint, "judge_options": dict(judge_options or {}),
+                  "score_column": column, "temperature": temperature}
     return StabilityReport(base.name, len(chosen), repeats, tau, run_stats.requests, figures, intervals, failed,
-                           per_repeat, run_stats.as_dict())
+                           per_repeat, run_stats.as_dict(), provenance, originals, warnings, notes)
+
+
+KEPT = "selected rows that stay selected"
+
+
+def _score_field(judge: Judge) -> str:
+    """The value a judge's score is: ``score``, or a user judge's declared ``score_field``."""
+    return str(getattr(judge, "score_field", None) or "score")
+
+
+def check_originals(cache: Any, chosen: list[Any], run: Any, column: str, score_field: str) -> dict[str, int]:
+    """How many sampled rows' file scores the cache confirms as this judge's (same fingerprint,
+    model, address and options), how many it holds with another value, and how many it lacks.
+    Asks the cache only (``Engine.plan``): nothing is sent."""
+    from winnow.engine.runner import Engine
+
+    plan = Engine(cache).plan(chosen, [run])
+    counts = {"confirmed": 0, "differs": 0, "not in cache": 0}
+    for sample, verdict in zip(chosen, plan.verdicts[0], strict=True):
+        if verdict is None:
+            counts["not in cache"] += 1
+            continue
+        value = verdict.values.get(score_field) if verdict.status == "ok" else None
+        same = isinstance(value, int | float) and abs(float(value) - float(sample.row[column])) < 1e-9
+        counts["confirmed" if same else "differs"] += 1
+    return counts
+
+
+def _original_warnings(originals: dict[str, int], judge: str, model: str, options: Mapping[str, Any] | None,
+                       unconfirmed_ok: bool) -> list[str]:
+    """Refuse a sample the cache confirms none of (the file was judged by another model or other
+    options, or the cache is another one): repeats compared with it are not test-retest."""
+    total = sum(originals.values())
+    unconfirmed = total - originals["confirmed"]
+    if not unconfirmed:
+        return []
+    shown = ", ".join(f"{k}={v}" for k, v in (options or {}).items()) or "default options"
+    what = (f"{unconfirmed} of {total} sampled rows' scores are not confirmed by the cache as judgments of {judge} "
+            f"by {model} ({shown}): {originals['differs']} differ from its cached judgment, "
+            f"{originals['not in cache']} are not in it. If the file was judged by another model, other "
+            "--judge-option values, another --api-base or another cache, this is not test-retest")
+    if originals["confirmed"] == 0 and not unconfirmed_ok:
+        raise ValueError(f"{what}. Pass the model, options, --api-base and --cache-dir the file was rated with, "
+                         "or --unconfirmed-original to compare anyway")
+    return [what]
+
+
+def _interval_notes(figures: Mapping[str, float | None], intervals: Mapping[str, Any],
+                    resamples: int) -> dict[str, str]:
+    """Why a figure has no interval: every figure has one or says why not."""
+    notes = {}
+    for name, value in figures.items():
+        if intervals.get(name) is None:
+            notes[name] = ("no sampled row was selected at the threshold" if value is None and name == KEPT
+                           else "undefined on this sample" if value is None
+                           else "no interval: --resamples 0" if resamples <= 0
+                           else "no interval: undefined in too many resamples")
+    return notes
 
 
 def _sampled(data: str | Path, judge: str, model: str, sample: int, repeats: int,
@@ -152,7 +237,7 @@ def _sampled(data: str | Path, judge: str, model: str, sample: int, repeats: int
         raise ValueError("stability audits an API judge; for the local judge, serve it (winnow serve-local) and "
                          "pass --model local --api-base URL")
     (base,) = make_judges([judge], model, dict(judge_options or {}), None)
-    column, status = f"{base.name}_score", f"{base.name}_status"
+    column, status = f"{base.name}_{_score_field(base)}", f"{base.name}_status"
     dataset = load(data)
     eligible = [s for s in dataset.samples if s.row.get(status, "ok") == "ok"
                 and isinstance(s.row.get(column), int | float) and not isinstance(s.row.get(column), bool)]

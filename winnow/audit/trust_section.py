@@ -28,7 +28,9 @@ RULES = {
 def verdict(
     bias: Any, agreement: Mapping[str, Any] | None, stability: Mapping[str, Any] | None
 ) -> tuple[str, list[str]]:
-    """("trust" | "use with care" | "do not trust" | "not enough evidence", reasons)."""
+    """("trust" | "use with care" | "do not trust" | "not enough evidence", reasons).  "trust" needs
+    the length check, agreement with labels and stability all fine; a problem found by any one of
+    them is enough for "use with care" or "do not trust", with what was not checked listed."""
     reasons: list[str] = []
     level = 0  # 0 fine, 1 care, 2 do not trust
     checked = 0
@@ -63,9 +65,24 @@ def verdict(
                 reasons.append(f"noisy at the threshold: {kept:.0%} of selected rows stay selected when judged again")
             else:
                 reasons.append(f"stable: {kept:.0%} of selected rows stay selected when judged again")
-    if checked == 0:
-        return "not enough evidence", reasons
-    return ("trust", "use with care", "do not trust")[level], reasons
+    missing = _missing(agreement, stability)
+    if level == 0 and (checked == 0 or missing):  # "trust" needs every check; a warning needs one
+        return "not enough evidence", reasons + [f"missing: {m}" for m in missing]
+    return ("trust", "use with care", "do not trust")[level], reasons + [f"also missing: {m}" for m in missing]
+
+
+def _missing(agreement: Mapping[str, Any] | None, stability: Mapping[str, Any] | None) -> list[str]:
+    """The checks a "trust" verdict needs that are absent.  Why: the length check alone is measured
+    on the pool for free and says nothing of whether the scores are right or repeatable."""
+    out = []
+    if agreement is None or (agreement.get("figures") or {}).get("quadratic_kappa") is None:
+        out.append("agreement with labels (winnow agree --json, then --trust)")
+    if stability is None:
+        out.append("stability under re-judging (winnow audit stability --json, then --trust)")
+    elif (stability.get("figures") or {}).get("selected rows that stay selected") is None:
+        out.append("the stability file's share of selected rows that stay selected (it was run without a "
+                   "selection threshold: pass --threshold)")
+    return out
 
 
 def trust_section(samples: Sequence[Any] | None, judges: Sequence[str],
@@ -114,7 +131,8 @@ def trust_section(samples: Sequence[Any] | None, judges: Sequence[str],
     rules = (f"Rules: a length bias is |Spearman| >= {RULES['length']} with an interval excluding 0; agreement is "
              f"substantial at quadratic kappa >= {RULES['kappa_good']}, weak below {RULES['kappa_weak']}; a subset is "
              f"stable when >= {RULES['stable']:.0%} of selected rows stay selected, unstable below "
-             f"{RULES['unstable']:.0%}. Verdicts: trust / use with care / do not trust.")
+             f"{RULES['unstable']:.0%}. Verdicts: trust (all three checks given and fine) / use with care / do not "
+             "trust / not enough evidence (no problem found, but a check is missing).")
     return '<h2 id="trust">Can this judge be trusted?</h2>' + f'<p class="muted">{escape(rules)}</p>' + "".join(parts)
 
 

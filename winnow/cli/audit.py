@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from winnow.cli.app import app, coerce, fail, parse_pairs, user_errors
+from winnow.cli.app import app, coerce, err, fail, parse_pairs, user_errors
 
 audit_app = typer.Typer(help="Judge audits: bias (what scores move with), stability (judge again).",
                         no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -17,7 +17,11 @@ app.add_typer(audit_app, name="audit")
 @audit_app.command("bias")
 def bias(
     data: Path = typer.Argument(..., help="A judged file (the output of winnow rate)."),
-    judge: str = typer.Option(..., "--judge", "-j", help="The judge whose scores are audited."),
+    judge: str | None = typer.Option(None, "--judge", "-j", help="The judge whose scores are audited (a built-in, "
+                                     "a user judge's name, or its judge.yaml / folder)."),
+    score_column: str | None = typer.Option(None, "--score-column", help="Or the score column itself."),
+    user_judge: Path | None = typer.Option(None, "--user-judge", help="The user judge's judge.yaml (or folder): "
+                                           "its score_field is read."),
     source_column: str | None = typer.Option(None, "--source-column", help="Column naming the model that wrote "
                                              "each response: mean score per source (self-preference)."),
     resamples: int = typer.Option(1000, "--resamples", min=0),
@@ -26,11 +30,17 @@ def bias(
 ) -> None:
     """Score against response length, instruction length, turns and row position; by source model."""
     from winnow.audit.bias import bias_report
+    from winnow.audit.columns import resolve_score, table_columns
     from winnow.data import load
 
+    if (judge is None) == (score_column is None):
+        fail("name the judge (--judge alpagasus) or the score column (--score-column), one of them")
     with user_errors():
-        report = bias_report(load(data).samples, judge.replace("-", "_"), source_column=source_column,
-                             resamples=resamples, judge_model=judge_model)
+        samples = load(data).samples
+        resolved = resolve_score(table_columns([s.row for s in samples]), judge=judge, score_column=score_column,
+                                 user_judge=user_judge, where=str(data))
+        report = bias_report(samples, resolved.judge, score_column=resolved.column, source_column=source_column,
+                             resamples=resamples, judge_model=judge_model, status_column=resolved.status_column)
     typer.echo("\n".join(report.lines()))
 
 
@@ -51,6 +61,9 @@ def stability(
     cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Price it; send nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for winnow report --trust)."),
+    unconfirmed_original: bool = typer.Option(False, "--unconfirmed-original", help="Compare with the file's "
+                                              "scores even when the cache confirms none of them as this judge's "
+                                              "and model's (a warning is kept in the output)."),
 ) -> None:
     """Judge a sample again: test-retest agreement, per-row spread, and the share of the selected
     rows that stay selected, with bootstrap 95% intervals.  Repeats are cached."""
@@ -66,9 +79,12 @@ def stability(
     with user_errors():
         report = stability_api(data, judge, model, sample=sample, repeats=repeats, threshold=threshold,
                                temperature=temperature, api_base=api_base, api_key=api_key, judge_options=options,
-                               cache_dir=cache_dir, settings=EngineSettings(concurrency=concurrency), seed=seed)
+                               cache_dir=cache_dir, settings=EngineSettings(concurrency=concurrency), seed=seed,
+                               unconfirmed_ok=unconfirmed_original)
     if report.sampled == 0:
         fail("no row to judge again")
+    for warning in report.warnings:
+        err(f"warning: {warning}")
     if as_json:
         import orjson
 

@@ -20,20 +20,19 @@ def detect_judges(rows: list[dict[str, Any]]) -> list[str]:
     return list(found)
 
 
-def _trust_inputs(paths: list[Path]) -> dict[str, dict[str, object]]:
-    """{judge: {"agreement" | "stability": report}} from the JSON files of agree / audit stability."""
-    import json
+def _trust_inputs(paths: list[Path], judges: list[str], pool: Path) -> dict[str, dict[str, object]]:
+    """{judge: {"agreement" | "stability": report}} from the JSON files of agree / audit stability:
+    checked against the report's judges and pool (``audit.trust_files``), refused with a clear
+    error, and what cannot be checked is said on stderr."""
+    from winnow.audit.trust_files import load_trust_files
 
-    out: dict[str, dict[str, object]] = {}
-    for path in paths:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if "labels_column" in data:
-            out.setdefault(str(data["score_column"]).rsplit("_", 1)[0], {})["agreement"] = data
-        elif "repeats" in data:
-            out.setdefault(str(data["judge"]), {})["stability"] = data
-        else:
-            fail(f"{path}: not the JSON of `winnow agree --json` or `winnow audit stability --json`")
-    return out
+    try:
+        out, warnings = load_trust_files(paths, judges, pool)
+    except ValueError as exc:
+        fail(str(exc))
+    for warning in warnings:
+        err(f"warning: {warning}")
+    return dict(out)
 
 
 @app.command()
@@ -76,6 +75,7 @@ def report(
     except (DataError, FileNotFoundError) as exc:
         fail(str(exc))
     judges = judge or detect_judges(pool_rows)
+    trust_inputs = _trust_inputs(list(trust or []), judges, pool_path)  # before any work: a bad file is refused
     compare = None
     if other is not None:
         compare = {}
@@ -115,7 +115,7 @@ def report(
             output=output,
             sample_ids=ids,
             samples=load(pool_path, layout=layout).samples,
-            trust=_trust_inputs(trust or []),
+            trust=trust_inputs,
             judged_file=pool_path,
         )
     finally:
