@@ -72,7 +72,7 @@ def test_a_block_jinja_must_render_still_renders() -> None:
 def test_a_missing_variable_is_jinjas_own_error() -> None:
     source = "{% block user %}\nline one\n{{ present }}\n{% if absent %}x{% endif %}\n{% endblock %}"
     template = template_from_text(source, "judge.jinja")
-    with pytest.raises(TemplateProblem, match=r"judge.jinja: 'absent' is undefined"):
+    with pytest.raises(TemplateProblem, match=r"judge.jinja line 4: 'absent' is undefined"):  # with its line
         template.render_messages(present="here")
     assert template._plain and "user" in template._plain  # the plain path handed it back
 

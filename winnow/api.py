@@ -104,7 +104,15 @@ def make_judges(
     if structured is not None:
         options.setdefault("structured", structured)
     options = local_judge_options(model, options)
-    return [spec if isinstance(spec, Judge) else get_judge(spec, options) for spec in judges]
+    built = [spec if isinstance(spec, Judge) else get_judge(spec, options) for spec in judges]
+    # two judge folders (or paths) whose judge.yaml give the same `name:` would write the same columns
+    built_names = [j.name for j in built]
+    twice = sorted({n for n in built_names if built_names.count(n) > 1})
+    if twice:
+        sources = [spec for spec, n in zip(names, built_names, strict=True) if n in twice]
+        raise ValueError(f"judge {', '.join(twice)} named twice ({', '.join(sources)}): each judge's columns are "
+                         "<name>_..., so one would overwrite the other; give each judge its own name")
+    return built
 
 
 def check_judge_models(judges: Sequence[Judge], judge_models: Mapping[str, Any] | None) -> None:

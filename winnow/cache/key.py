@@ -22,6 +22,26 @@ SEMANTIC_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "presen
                    "frequency_penalty", "top_logprobs")
 
 
+# Numeric sampling parameters as the key records them: equal values, equal keys.  ``temperature: 0``
+# from a judge.yaml and the built-ins' ``0.0`` are the same setting, so real-valued parameters are
+# keyed as floats and count-valued ones as ints (the built-ins already store these types, so their
+# keys are unchanged).
+FLOAT_PARAMS = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
+INT_PARAMS = frozenset({"max_tokens", "seed", "top_logprobs"})
+
+
+def normalise_param(name: str, value: Any) -> Any:
+    """``value`` of sampling parameter ``name`` in its canonical type; anything else unchanged
+    (a bool, a string, or a float count with a fraction, which is no count)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if name in FLOAT_PARAMS:
+        return float(value)
+    if name in INT_PARAMS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 # ``http://user:secret@host/v1``: the user-info part of a URL, which can hold a password
 _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 
@@ -49,7 +69,7 @@ def key_parts(
         "fingerprint": fingerprint,
         "model": model,
         "api_base": normalise_api_base(api_base),
-        "params": {k: params[k] for k in SEMANTIC_PARAMS if params.get(k) is not None},
+        "params": {k: normalise_param(k, params[k]) for k in SEMANTIC_PARAMS if params.get(k) is not None},
         "schema": schema,
         "messages": messages,
     }

@@ -20,8 +20,9 @@ SCORE_RANGE = (0.0, 5.0)
 
 
 class AlpagasusOutput(BaseModel):
-    score: float = Field(ge=SCORE_RANGE[0], le=SCORE_RANGE[1])
-    explanation: str
+    # strict: ``true`` is no score (lax mode read it as 1.0); NaN and inf are no scores either
+    score: float = Field(ge=SCORE_RANGE[0], le=SCORE_RANGE[1], strict=True, allow_inf_nan=False)
+    explanation: str = Field(strict=True)
 
 
 # built once: pydantic takes ~0.3 ms to build a schema, longer than judging a cached row

@@ -19,8 +19,10 @@ from winnow.types import Reply, Sample, Status
 # a reply differently.  Recorded in every judgment record, never in the cache key: a parser fix
 # must not throw away judgments already paid for; ``winnow reparse`` re-reads their stored
 # replies instead, and ``rate`` says when cached judgments were read by an older parser.
-# Version 1: records without the field (winnow 0.1).  Version 2: winnow.judges.scores.
-PARSER_VERSION = 2
+# Version 1: records without the field (winnow 0.1).  Version 2: winnow.judges.scores.  Version 3:
+# JSON judgments read strictly (true and NaN are no scores; two different JSON objects in a reply
+# are ambiguous; user judges' schemas enforced: score_range, items, additionalProperties).
+PARSER_VERSION = 3
 
 
 class ParseError(ValueError):

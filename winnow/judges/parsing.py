@@ -32,8 +32,9 @@ def score_from_text(text: str, lo: float, hi: float, native: tuple[float, ...] =
     return read_score(text, lo, hi, native)
 
 
-def _balanced(text: str, opener: str, closer: str) -> str | None:
-    start = text.find(opener)
+def _balanced(text: str, opener: str, closer: str, start: int = 0) -> tuple[int, int] | None:
+    """The span of the first balanced ``opener ... closer`` at or after ``start`` (strings skipped)."""
+    start = text.find(opener, start)
     while start != -1:
         depth, in_str, esc = 0, False, False
         for i in range(start, len(text)):
@@ -52,33 +53,70 @@ def _balanced(text: str, opener: str, closer: str) -> str | None:
             elif ch == closer:
                 depth -= 1
                 if depth == 0:
-                    return text[start : i + 1]
+                    return start, i + 1
         start = text.find(opener, start + 1)
     return None
+
+
+class AmbiguousReply(ParseError):
+    """The reply holds two different JSON objects: taking either would be a guess."""
 
 
 def extract_json(text: str) -> Any:
     """Parse JSON from a reply: strict, then fenced, then the first balanced object/array.
 
-    A JSON *string* that itself holds JSON (a common model quirk) is decoded once more.
+    A JSON *string* that itself holds JSON (a common model quirk) is decoded once more.  The
+    balanced candidates are tried in the order they appear, so the object around a list is
+    read, not the list inside it.  When the reply is not one JSON value as a whole and the value
+    found is an object, every other top-level object in the reply must be the same one:
+    ``{"score": 4} {"score": 2}`` is ``AmbiguousReply``, never the first taken.
     """
-    candidates = [text.strip(), strip_fences(text)]
-    for opener, closer in (("[", "]"), ("{", "}")):
-        found = _balanced(text, opener, closer)
-        if found:
-            candidates.append(found)
+    whole = _decoded(text.strip())
+    if whole is not None:
+        return whole
+    candidates = [strip_fences(text)]
+    spans = [span for span in (_balanced(text, "[", "]"), _balanced(text, "{", "}")) if span]
+    candidates += [text[a:b] for a, b in sorted(spans)]
     for candidate in candidates:
-        value = _loads(candidate)
-        if value is _NOTHING:
-            continue
-        if isinstance(value, str):
-            try:
-                value = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                continue
-        if isinstance(value, dict | list):
+        value = _decoded(candidate)
+        if value is not None:
+            if isinstance(value, dict):
+                _one_object(text, value)
             return value
     raise ParseError("no JSON object or list found in the reply")
+
+
+def _decoded(candidate: str) -> dict[Any, Any] | list[Any] | None:
+    """``candidate`` as a JSON object or list (a JSON string holding one is decoded once more)."""
+    value = _loads(candidate)
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+    return value if isinstance(value, dict | list) else None
+
+
+def _one_object(text: str, chosen: dict[Any, Any]) -> None:
+    """Refuse a reply whose top-level JSON objects differ (the same object twice is fine)."""
+    start = 0
+    while (span := _balanced(text, "{", "}", start)) is not None:
+        value = _decoded(text[span[0]:span[1]])
+        if not isinstance(value, dict):
+            start = span[0] + 1  # not an object: look inside it
+            continue
+        if value != chosen:
+            raise AmbiguousReply(f"the reply holds different JSON objects ({_brief(chosen)} and {_brief(value)}): "
+                                 "ambiguous")
+        start = span[1]
+
+
+def _brief(value: Any) -> str:
+    try:
+        text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _NOTHING = object()

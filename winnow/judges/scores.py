@@ -216,10 +216,12 @@ def _json_score(text: str, scale: _Scale) -> float | None:
     stripped = _FENCE.sub(lambda m: m.group(1), text).strip()
     if not stripped.startswith("{"):
         return None
-    from winnow.judges.parsing import extract_json
+    from winnow.judges.parsing import AmbiguousReply, extract_json
 
     try:
         data = extract_json(stripped)
+    except AmbiguousReply:
+        raise  # two different JSON judgments: a failure with the reason, not a reading of the text
     except ParseError:
         return None
     if not isinstance(data, dict):

@@ -3,9 +3,13 @@
 Everything that can go wrong with the file is found at load time, before any request: unknown
 keys (alpaca_eval's YAML was splatted into kwargs and silently ignored typos), a missing
 template file (never taken as prompt text), template syntax errors, variables that are not
-sample variables (found statically and by rendering a dummy sample), and unusable schemas.
-Each error names the file and, where there is one, the line.  Once loaded, a user judge goes
-through the same sandbox, cache, retries, re-asks and parsing ladder as the built-ins.
+sample variables (found statically and by rendering a dummy sample), blocks other than
+``system``/``user`` or text outside them (never sent), output fields that would collide with
+winnow's own ``<name>_status``/``<name>_error`` columns, and schemas with constraints the
+checks could not enforce.  Each error names the file and, where there is one, the line.
+Replies are checked against the declared schema exactly (``user_schema.check_reply``).  Once
+loaded, a user judge goes through the same sandbox, cache, retries, re-asks and parsing ladder
+as the built-ins.
 
 judge.yaml keys::
 
@@ -22,6 +26,7 @@ judge.yaml keys::
     params: {temperature: 0, max_tokens: 300}
     structured: false             # send the schema as structured output
     variables: [instruction, output]   # sample variables the template may use (default: all)
+    needs_response: true          # default: whether the template reads `output`
 """
 
 from __future__ import annotations
@@ -31,13 +36,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from winnow.judges.alpagasus import triplet
 from winnow.judges.base import CallSpec, ParseError, SingleCallJudge, Verdict, combine_fingerprint
-from winnow.judges.parsing import extract_json, score_from_text
-from winnow.judges.user_schema import NUMERIC, SchemaProblem, model_from_fields, model_from_json_schema
-from winnow.prompts import PromptTemplate, TemplateProblem, template_from_text
+from winnow.judges.parsing import AmbiguousReply, extract_json, score_from_text
+from winnow.judges.user_schema import (
+    NUMERIC,
+    OutputSpec,
+    SchemaProblem,
+    check_reply,
+    model_from_fields,
+    model_from_json_schema,
+)
+from winnow.prompts import PromptTemplate, TemplateProblem, check_blocks, template_from_text
 from winnow.types import Reply, Sample, Turn
 
 __all__ = ["TOP_KEYS", "VARIABLES", "UserJudge", "UserJudgeError", "load_user_judge"]
@@ -89,13 +99,13 @@ def sample_variables(sample: Sample) -> dict[str, Any]:
 
 
 class UserJudge(SingleCallJudge):
-    def __init__(self, *, name: str, description: str, template: PromptTemplate, model: type[BaseModel],
-                 types: dict[str, Any], columns: list[str], score_field: str | None,
+    def __init__(self, *, name: str, description: str, template: PromptTemplate, output: OutputSpec,
+                 columns: list[str], score_field: str | None,
                  score_range: tuple[float, float] | None, params: dict[str, Any], structured: bool,
                  variables: tuple[str, ...], schema: dict[str, Any], source: Path) -> None:
         super().__init__()
         self.name, self.description, self.template = name, description, template
-        self.model, self.types, self.columns = model, types, tuple(columns)
+        self.output, self.model, self.types, self.columns = output, output.model, output.types, tuple(columns)
         self.score_field, self.score_range = score_field, score_range
         self.params.update(params)
         self.structured, self.variables, self.schema, self.source = structured, variables, schema, source
@@ -113,19 +123,18 @@ class UserJudge(SingleCallJudge):
         return "a JSON object with the fields " + ", ".join(self.types)
 
     def parse(self, reply: Reply) -> dict[str, Any]:
-        """JSON object -> pydantic validation; else, for one numeric field, a free-text score."""
+        """JSON object -> checked against the declared schema (``user_schema.check_reply``);
+        else, for one numeric field, a free-text score.  Two different JSON objects in one reply
+        are a failure, never the first one taken."""
         try:
             data = extract_json(reply.text)
+        except AmbiguousReply:
+            raise
         except ParseError:
             data = None
         if not isinstance(data, dict):
             data = self._free_text(reply.text)
-        try:
-            return self.model.model_validate(data).model_dump()
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "reply"
-            raise ParseError(f"field '{where}': {first['msg']}") from None
+        return check_reply(self.output, data)
 
     def _free_text(self, text: str) -> dict[str, Any]:
         others = [f for f in self.types if f != self.score_field]
@@ -146,6 +155,10 @@ class UserJudge(SingleCallJudge):
             messages = self.render(sample)
         except TemplateProblem as exc:  # e.g. {{ row.question }} on a row without that column
             return self.failed(f"template: {exc}")
+        if not any(m["role"] == "user" and m["content"].strip() for m in messages):
+            # e.g. {% if input %}{{ input }}{% endif %} on a row with no input: nothing to judge
+            return self.failed(f"template: {self.template.name}: the user message renders empty for this row, "
+                               "so there is nothing to judge; nothing was sent")
         return CallSpec(messages=messages, parse=self.parse, schema=self.schema if self.structured else None,
                         format_hint=self.format_hint())
 
@@ -205,14 +218,17 @@ def _template(doc: _Doc, base: Path, data: dict[str, Any]) -> PromptTemplate:
     if "prompt" in data:
         _check(doc, isinstance(data["prompt"], str) and data["prompt"].strip() != "", "prompt", "must be text")
         name = f"{doc.path} (inline prompt from line {doc.lines['prompt']})"
-        return template_from_text(data["prompt"], name)
-    ref = data.get("template", "prompt.jinja")
-    _check(doc, isinstance(ref, str) and ref.strip() != "", "template", "must be a file path")
-    path = (base / ref).resolve()
-    _check(doc, path.is_file(), "template", f"template file {path} not found")
-    from winnow.prompts import template_from_file
+        template = template_from_text(data["prompt"], name)
+    else:
+        ref = data.get("template", "prompt.jinja")
+        _check(doc, isinstance(ref, str) and ref.strip() != "", "template", "must be a file path")
+        path = (base / ref).resolve()
+        _check(doc, path.is_file(), "template", f"template file {path} not found")
+        from winnow.prompts import template_from_file
 
-    return template_from_file(path)
+        template = template_from_file(path)
+    check_blocks(template)  # only system/user blocks are sent: anything else would vanish
+    return template
 
 
 def _check_variables(doc: _Doc, template: PromptTemplate, allowed: tuple[str, ...]) -> set[str]:
@@ -221,15 +237,24 @@ def _check_variables(doc: _Doc, template: PromptTemplate, allowed: tuple[str, ..
 
     from winnow.prompts import _environment  # the sandbox env: it knows the `data` filter
 
-    used = meta.find_undeclared_variables(_environment().parse(template.source))
+    tree = _environment().parse(template.source)
+    used = meta.find_undeclared_variables(tree)
     for var in sorted(used - set(allowed)):
-        match = re.search(rf"\b{re.escape(var)}\b", template.source)
-        line = template.source.count("\n", 0, match.start()) + 1 if match else None
+        line = _first_use(tree, var)
         hint = "a declared sample variable" if set(allowed) != set(VARIABLES) else "a sample variable"
         raise UserJudgeError(f"{template.name}{f' line {line}' if line else ''}: the template uses '{var}', "
                              f"which is not {hint} (use {', '.join(allowed)})")
     template.render_messages(**{k: v for k, v in sample_variables(EXAMPLE).items() if k in allowed})
     return set(used)
+
+
+def _first_use(tree: Any, var: str) -> int | None:
+    """The line where the template first reads ``var``: from the parsed template's Name nodes,
+    not a text search (which found the word in prose, a comment or another name first)."""
+    from jinja2 import nodes
+
+    lines = [node.lineno for node in tree.find_all(nodes.Name) if node.name == var and node.ctx == "load"]
+    return min(lines) if lines else None
 
 
 def load_user_judge(path: Path, options: dict[str, Any] | None = None) -> UserJudge:
@@ -252,9 +277,10 @@ def load_user_judge(path: Path, options: dict[str, Any] | None = None) -> UserJu
            "output needs exactly one of 'fields' (a field list) or 'schema' (a JSON Schema)")
     try:
         if "fields" in output:
-            model, types = model_from_fields(f"{name}_output", output["fields"])
+            spec = model_from_fields(f"{name}_output", output["fields"])
         else:
-            model, types = model_from_json_schema(f"{name}_output", output["schema"])
+            spec = model_from_json_schema(f"{name}_output", output["schema"])
+        types = spec.types
         score_field = data.get("score_field")
         numeric = [f for f, t in types.items() if t in NUMERIC]
         if score_field is None and len(numeric) == 1:
@@ -263,21 +289,11 @@ def load_user_judge(path: Path, options: dict[str, Any] | None = None) -> UserJu
                f"score_field must name a numeric field ({', '.join(numeric) or 'there is none'})")
         score_range = data.get("score_range")
         if score_range is not None:
-            _check(doc, isinstance(score_range, list) and len(score_range) == 2
-                   and all(isinstance(x, int | float) for x in score_range) and score_range[0] <= score_range[1],
-                   "score_range", "score_range must be [low, high]")
             _check(doc, score_field is not None, "score_range", "score_range needs a numeric score_field")
-            fields = dict(output.get("fields") or {})
-            if "fields" in output:  # apply the range to the field and rebuild the model
-                fdef = fields[score_field]
-                fdef = dict({"type": fdef} if isinstance(fdef, str) else fdef)
-                fdef.setdefault("min", score_range[0])
-                fdef.setdefault("max", score_range[1])
-                fields[score_field] = fdef
-                model, types = model_from_fields(f"{name}_output", fields)
+            spec = _apply_range(doc, name, output, spec, str(score_field), score_range)
     except SchemaProblem as exc:
         raise doc.error(exc.key, f"{exc.key}: {exc}") from None
-    schema = output["schema"] if "schema" in output else model.model_json_schema()
+    schema = output["schema"] if "schema" in output else spec.model.model_json_schema()
     columns = data.get("columns", list(types))
     _check(doc, isinstance(columns, list) and bool(columns), "columns", "columns must be a list of field names")
     for col in columns:
@@ -305,11 +321,39 @@ def load_user_judge(path: Path, options: dict[str, Any] | None = None) -> UserJu
     needs_response = data.get("needs_response", "output" in used)
     _check(doc, isinstance(needs_response, bool), "needs_response", "needs_response must be true or false")
     lo_hi = (float(score_range[0]), float(score_range[1])) if score_range else _field_range(schema, score_field)
-    judge = UserJudge(name=name, description=description, template=template, model=model, types=types,
+    judge = UserJudge(name=name, description=description, template=template, output=spec,
                       columns=list(columns), score_field=score_field, score_range=lo_hi, params=params,
                       structured=structured, variables=tuple(variables), schema=schema, source=yaml_path)
     judge.needs_response = needs_response
     return judge
+
+
+def _apply_range(doc: _Doc, name: str, output: dict[str, Any], spec: OutputSpec, field: str,
+                 score_range: Any) -> OutputSpec:
+    """The output with ``score_range`` enforced on the score field.
+
+    A field list gets it as the field's min/max (so it is also in the schema sent for structured
+    output, as before); a JSON Schema is sent as written and the range is enforced on replies.
+    A range that contradicts the field's own bounds is refused: which one held would be a guess.
+    """
+    _check(doc, isinstance(score_range, list) and len(score_range) == 2
+           and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in score_range)
+           and score_range[0] <= score_range[1],
+           "score_range", "score_range must be [low, high]: two numbers (true/false are not numbers), low <= high")
+    lo, hi = score_range
+    declared = spec.fields[field]
+    for own, wanted, label in ((declared.minimum, lo, "low"), (declared.maximum, hi, "high")):
+        _check(doc, own is None or own == wanted, "score_range",
+               f"score_range {label} end {wanted} contradicts the bound {own} declared on field '{field}'")
+    if "fields" not in output:
+        return spec.with_range(field, lo, hi)
+    fields = dict(output["fields"])  # apply the range to the field and rebuild the model
+    fdef = fields[field]
+    fdef = dict({"type": fdef} if isinstance(fdef, str) else fdef)
+    fdef.setdefault("min", lo)
+    fdef.setdefault("max", hi)
+    fields[field] = fdef
+    return model_from_fields(f"{name}_output", fields)
 
 
 def _field_range(schema: dict[str, Any], field: str | None) -> tuple[float, float] | None:

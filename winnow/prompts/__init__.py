@@ -21,7 +21,8 @@ from winnow.prompts.plain import PlainBlock, compile_blocks, compile_messages
 
 _ROLES = ("system", "user")
 
-__all__ = ["PromptTemplate", "TemplateProblem", "builtin_template", "data_block", "template_from_text"]
+__all__ = ["PromptTemplate", "TemplateProblem", "builtin_template", "check_blocks", "data_block",
+           "template_from_text"]
 
 # The delimiters that fence sample text inside every built-in prompt.  A sample that
 # contains them must not be able to close the fence, so ``data_block`` defuses them.
@@ -117,6 +118,7 @@ class PromptTemplate:
                         out.append({"role": role, "content": text})
             return out
         except Exception as exc:
+            _rewrite_traceback(env, self.source)
             problem = self._problem(exc)
             if problem is exc:
                 raise
@@ -135,10 +137,36 @@ class PromptTemplate:
         if isinstance(exc, OverflowError):
             return TemplateProblem(f"{self.name}: the template asked for too large a range: {exc}")
         if isinstance(exc, TemplateError):
-            line = getattr(exc, "lineno", None)
+            line = getattr(exc, "lineno", None) or _template_line(exc)
             where = f" line {line}" if line else ""
             return TemplateProblem(f"{self.name}{where}: {exc}")
         return exc
+
+
+def _rewrite_traceback(env: Any, source: str) -> None:
+    """Give the exception being handled Jinja's own traceback rewrite, as ``Template.render``
+    does (blocks rendered one by one skip it): its frames then carry template lines."""
+    try:
+        env.handle_exception(source=source)  # re-raises the exception being handled, rewritten
+    except Exception:  # the same exception object, now with the rewritten traceback
+        pass
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line a render error happened on.
+
+    Why: an undefined name or attribute (``{{ row.category }}`` on a row without that column)
+    is an ``UndefinedError``, which carries no line; after Jinja's traceback rewrite the frames of
+    the template itself are named ``<template>`` and numbered with template lines, so the
+    innermost one is where the template failed.
+    """
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 MAX_RESULT_CHARS = 1_000_000  # no legitimate prompt template builds more than this by arithmetic
@@ -182,6 +210,55 @@ def template_from_text(source: str, name: str) -> PromptTemplate:
         raise TemplateProblem(f"{name} line {exc.lineno}: {exc.message}") from exc
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
     return PromptTemplate(name=name, source=source, hash=digest, _template=compiled)
+
+
+def check_blocks(template: PromptTemplate) -> None:
+    """Refuse, at load time, a template whose messages would silently lose text.
+
+    ``render_messages`` sends the ``system`` and ``user`` blocks and nothing else, so a typo'd
+    block (``{% block usr %}``), an ``assistant`` block, or text written outside the blocks
+    would vanish from every prompt without a word, and a template with a system block but no
+    user block would send the same sample-less prompt for every row.  A template without any
+    block is one user message and is always fine.
+    """
+    from jinja2 import nodes
+
+    tree = _environment().parse(template.source)
+    blocks = list(tree.find_all(nodes.Block))
+    if not blocks:
+        return
+    allowed = " and ".join(f"{{% block {role} %}}" for role in _ROLES)
+    for block in blocks:
+        if block.name not in _ROLES:
+            raise TemplateProblem(f"{template.name} line {block.lineno}: unknown block '{block.name}': only "
+                                  f"{allowed} are sent to the model")
+        if any(isinstance(inner, nodes.Block) for inner in block.find_all(nodes.Block)):
+            raise TemplateProblem(f"{template.name} line {block.lineno}: blocks cannot be nested")
+    for node in tree.body:
+        line = _outside_line(node, nodes)
+        if line is not None:
+            raise TemplateProblem(f"{template.name} line {line}: text or tags outside {allowed} are never sent; "
+                                  "move them into one of the blocks")
+    if not any(block.name == "user" for block in blocks):
+        raise TemplateProblem(f"{template.name}: no {{% block user %}}: the sample would never be sent "
+                              "(a template without blocks is one user message)")
+
+
+def _outside_line(node: Any, nodes: Any) -> int | None:
+    """The line of what ``node``, a top-level node of a template with blocks, would lose: None for
+    a block or blank text (the newlines between blocks)."""
+    if isinstance(node, nodes.Block):
+        return None
+    if isinstance(node, nodes.Output):
+        for item in node.nodes:
+            if not isinstance(item, nodes.TemplateData):
+                return int(item.lineno)
+            text = item.data
+            if text.strip():
+                blank = text[: len(text) - len(text.lstrip())]
+                return int(item.lineno) + blank.count("\n")
+        return None
+    return int(node.lineno)  # {% if %}, {% set %}, {% for %} around or between the blocks
 
 
 @cache
