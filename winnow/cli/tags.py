@@ -35,7 +35,7 @@ def normalize(
     no_rule: bool = typer.Option(False, "--no-rule", help="Skip rule aggregation (lower-case, symbols, stems)."),
     embed_model: str | None = typer.Option(None, "--embed-model", help="Semantic aggregation with this model."),
     api_base: str | None = typer.Option(None, "--api-base"),
-    eps: float = typer.Option(0.05, "--eps", help="DBSCAN cosine-distance radius (methods.md P-I3)."),
+    eps: float = typer.Option(0.05, "--eps", help="DBSCAN cosine-distance radius (docs/methods.md P-I3)."),
     no_association: bool = typer.Option(False, "--no-association", help="Skip FP-Growth association merging."),
     min_support: str = typer.Option("auto", "--min-support", help="Association rules: min count or 'auto'."),
     min_confidence: float = typer.Option(0.99, "--min-confidence"),

@@ -286,11 +286,3 @@ def combine_deita(rows: list[dict[str, Any]], prefix: str = "") -> list[dict[str
         else:
             row[f"{prefix}deita_score"] = None
     return rows
-    for row in rows:
-        c, q = row.get(c_col), row.get(q_col)
-        ok = row.get("deita_complexity_status") == "ok" and row.get("deita_quality_status") == "ok"
-        if ok and isinstance(c, list) and isinstance(q, list) and c and len(c) == len(q):
-            row["deita_score"] = deita_score(c, q)
-        else:
-            row["deita_score"] = None
-    return rows
