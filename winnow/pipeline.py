@@ -42,11 +42,24 @@ class JudgeStep(_Strict):
         return self
 
 
+def _one_of(value: str, choices: tuple[str, ...]) -> str:
+    """A closed set of words: a misspelt one would otherwise surface only mid-run (or never).
+    The message leaves the key out: pydantic's error location names it (``select.method: ...``)."""
+    if value not in choices:
+        raise ValueError(f"must be {', '.join(choices[:-1])} or {choices[-1]} (got {value!r})")
+    return value
+
+
 class EngineStep(_Strict):
     kind: str = "local"  # local or ray
     address: str | None = None  # a Ray cluster to join (default: a local Ray on loopback for the run)
     actors: int = Field(default=2, ge=1)
     in_flight_per_actor: int = Field(default=64, ge=1)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        return _one_of(value, ("local", "ray"))
 
 
 class NormalizeStep(_Strict):
@@ -72,6 +85,11 @@ class SelectStep(_Strict):
     embed_model: str | None = None
     threshold: float = 0.9
     keep_order: bool = False
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        return _one_of(value, ("threshold", "instag", "deita"))
 
 
 class Outputs(_Strict):
@@ -125,6 +143,61 @@ class Pipeline(_Strict):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
 
+    @field_validator("judges")
+    @classmethod
+    def _some_judge(cls, value: list[JudgeStep]) -> list[JudgeStep]:
+        """A pipeline without a judge would write unjudged rows and call it a run."""
+        if not value:
+            raise ValueError("must name at least one judge (e.g. judges: [alpagasus])")
+        return value
+
+    @field_validator("transport")
+    @classmethod
+    def _known_transport(cls, value: str) -> str:
+        return _one_of(value, ("auto", "fast", "litellm"))
+
+    @field_validator("on_bad_row")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        return _one_of(value, ("fail", "skip"))
+
+    @field_validator("concurrency")
+    @classmethod
+    def _some_concurrency(cls, value: int) -> int:
+        """The engine's own checks name its CLI flags; a file's reader wants the file's key."""
+        if value < 1:
+            raise ValueError(f"must be at least 1 (got {value})")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"must be more than 0 seconds (got {value:g})")
+        return value
+
+    @field_validator("max_retries")
+    @classmethod
+    def _retries(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"must be 0 or more (got {value})")
+        return value
+
+    @field_validator("max_cost")
+    @classmethod
+    def _positive_cost(cls, value: float | None) -> float | None:
+        """As ``rate --max-cost``: at 0 (or below) nothing would ever be sent."""
+        if value is not None and not value > 0:
+            raise ValueError(f"must be more than 0 dollars (got {value:g}): at 0 nothing would ever be sent")
+        return value
+
+    @field_validator("rpm", "tpm")
+    @classmethod
+    def _positive_rate(cls, value: float | None) -> float | None:
+        if value is not None and not value > 0:
+            raise ValueError(f"must be more than 0 (got {value:g})")
+        return value
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> Pipeline:
         """Load a pipeline file; relative paths in it are relative to the file's folder."""
@@ -132,23 +205,32 @@ class Pipeline(_Strict):
 
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise PipelineError(f"{path}: cannot read: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:  # a binary file, or another encoding: name the file, not the codec
+            raise PipelineError(f"{path}: not a text (UTF-8) file: byte {exc.start} is 0x{exc.object[exc.start]:02x}; "
+                                "a pipeline file is YAML text") from None
+        try:
+            raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise PipelineError(f"{path}{where}: not valid YAML: {exc}") from exc
+            raise PipelineError(_yaml_problem(path, text, exc)) from None
         if not isinstance(raw, dict):
             raise PipelineError(f"{path}: expected a mapping of settings at the top level")
         try:
             pipeline = cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise PipelineError(f"{path}: {problems}") from None
+            raise PipelineError(f"{path}: {problems(exc)}") from None
         return pipeline.relative_to(path.resolve().parent)
+
+    def updated(self, update: dict[str, Any], source: str = "the command line") -> Pipeline:
+        """This pipeline with ``update`` applied and validated again (``model_copy`` checks
+        nothing, so ``--transport fsat`` would otherwise pass where the file's key is refused)."""
+        data = self.model_copy(update=update).model_dump()  # nested steps as dicts: checked again too
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as exc:
+            raise PipelineError(f"{source}: {problems(exc)}") from None
 
     def relative_to(self, base: Path) -> Pipeline:
         def fix(value: str | None) -> str | None:
@@ -175,6 +257,29 @@ class Pipeline(_Strict):
         from winnow.pipeline_run import run_pipeline
 
         return run_pipeline(self, progress=progress, detach=detach, poll_seconds=poll_seconds)
+
+
+def problems(exc: ValidationError) -> str:
+    """Pydantic's errors as ``key: message``, without its "Value error," prefix (our validators'
+    messages name the key and what it takes already)."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+                     for err in exc.errors())
+
+
+def _yaml_problem(path: Path, text: str, exc: Exception) -> str:
+    """The YAML error at the line that is wrong.  PyYAML marks an unclosed ``[`` or quote at the
+    end of the file (the line after the last), where nothing is to be fixed; its context mark
+    points at the bracket that was never closed, so that line is named instead."""
+    mark = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context_mark", None)
+    if mark is not None and context is not None and not text[mark.index:].strip():
+        snippet = context.get_snippet() or ""
+        return (f"{path} line {context.line + 1}: not valid YAML: {getattr(exc, 'context', '')} started at line "
+                f"{context.line + 1}, column {context.column + 1}, the file ended first: "
+                f"{getattr(exc, 'problem', '')}" + (f"\n{snippet}" if snippet else ""))
+    where = f" line {mark.line + 1}" if mark is not None else ""
+    detail = str(exc).replace('"<unicode string>"', f'"{path}"')
+    return f"{path}{where}: not valid YAML: {detail}"
 
 
 def _is_builtin(name: str) -> bool:

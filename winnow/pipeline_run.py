@@ -26,8 +26,6 @@ def _rate_in_batches(p: Pipeline, detach: bool, poll_seconds: float) -> Any:
     from winnow.batch.driver import submit
     from winnow.cache.store import default_cache_dir
 
-    if any(step.api_base and step.api_base != p.api_base for step in p.judges):
-        raise PipelineError("batch mode sends every judge to one provider: drop the per-judge api_base")
     rate_args = {
         "data": p.input, "judges": [s.name for s in p.judges], "model": p.model or "",
         "judge_specs": [{"name": s.name, "options": dict(s.options)} for s in p.judges],
@@ -125,24 +123,17 @@ def _check_input_columns(p: Pipeline, missing: dict[str, str], written: list[str
             f"(the judges write: {', '.join(written) or 'nothing'}){hint}. Nothing was sent.")
 
 
-def run_pipeline(p: Pipeline, *, progress: bool = False, detach: bool = False,
-                 poll_seconds: float = 30.0) -> PipelineResult:
-    from winnow.api import local_judge_options, preflight_output, rate
-    from winnow.data import save
-    from winnow.engine.config import EngineSettings, ModelConfig
+def preflight(p: Pipeline, *, batch: bool = False) -> tuple[list[Any], dict[str, Any], Any]:
+    """Everything a run checks before its first request: the judges (each with a model), the
+    steps and the columns they read, the engine settings, the engine, batch mode's one provider.
+    ``winnow run --dry-run`` calls it too: a dry run that prices a file the run would refuse
+    says "fine" about a run that cannot happen.  Returns the judges, their models, the settings."""
+    from winnow.api import local_judge_options
+    from winnow.engine.config import ModelConfig
     from winnow.judges.registry import get_judge
-    from winnow.selection import select_rows
 
-    out_dir = Path(p.outputs.dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = _suffix(p.input)
-    judged_path = out_dir / (p.outputs.judged or f"judged{suffix}")
-    subset_path = out_dir / (p.outputs.subset or f"subset{suffix}") if p.select else None
-    judgments_path = out_dir / p.outputs.judgments
-    for target in (judged_path, subset_path, judgments_path):
-        if target is not None:
-            preflight_output(target)
-
+    if not p.judges:  # the model refuses it; a Pipeline built with model_construct would not
+        raise PipelineError("judges must name at least one judge (e.g. judges: [alpagasus])")
     judges = []
     models: dict[str, Any] = {}
     for step in p.judges:
@@ -154,8 +145,45 @@ def run_pipeline(p: Pipeline, *, progress: bool = False, detach: bool = False,
                                          transport=p.transport)
         judges.append(judge)
     check_steps(p, judges)
-    settings = EngineSettings(concurrency=p.concurrency, timeout=p.timeout, max_retries=p.max_retries,
+    settings = engine_settings(p)
+    _engine(p)
+    if batch and any(step.api_base and step.api_base != p.api_base for step in p.judges):
+        raise PipelineError("batch mode sends every judge to one provider: drop the per-judge api_base")
+    return judges, models, settings
+
+
+def engine_settings(p: Pipeline) -> Any:
+    """The engine's settings from the pipeline's keys.  The engine's own refusals name its CLI
+    flags (``--concurrency``); here they are the file's keys (``concurrency``)."""
+    import re
+
+    from winnow.engine.config import EngineSettings
+
+    try:
+        return EngineSettings(concurrency=p.concurrency, timeout=p.timeout, max_retries=p.max_retries,
                               max_cost=p.max_cost, rpm=p.rpm, tpm=p.tpm)
+    except ValueError as exc:
+        keyed = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(exc))
+        raise PipelineError(keyed) from None
+
+
+def run_pipeline(p: Pipeline, *, progress: bool = False, detach: bool = False,
+                 poll_seconds: float = 30.0) -> PipelineResult:
+    from winnow.api import preflight_output, rate
+    from winnow.data import save
+    from winnow.selection import select_rows
+
+    judges, models, settings = preflight(p, batch=p.batch or detach)  # before anything is written
+    out_dir = Path(p.outputs.dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = _suffix(p.input)
+    judged_path = out_dir / (p.outputs.judged or f"judged{suffix}")
+    subset_path = out_dir / (p.outputs.subset or f"subset{suffix}") if p.select else None
+    judgments_path = out_dir / p.outputs.judgments
+    for target in (judged_path, subset_path, judgments_path):
+        if target is not None:
+            preflight_output(target)
+
     if p.batch or detach:
         rated = _rate_in_batches(p, detach, poll_seconds)
     else:

@@ -53,6 +53,8 @@ class BatchOutcome:
     result: Any = None  # the RateResult once the job is done
     message: str = ""
     resumed: bool = False  # submit found the same call's unfinished job and went on with it
+    already: bool = False  # collect of a job collected before: nothing new, the outputs written again
+    retried: bool = False  # submit found the same call's job, refused before any batch was created, and retried
 
 
 class JobFinished(ValueError):
@@ -213,7 +215,8 @@ def submit(rate: dict[str, Any], *, cache_dir: Path, detach: bool = False, poll_
     if "api_key" in rate:
         raise ValueError("pass api_key= to submit, not in the journalled rate arguments")
     job = _unfinished(cache_dir, rate)
-    resumed = job is not None
+    retried = job is not None and bool(job.chunks) and not job.submitted
+    resumed = job is not None and not retried
     if job is None:
         job = new_job(cache_dir, provider_for(rate), rate.get("api_base"), rate)
     job.rate["output"] = rate.get("output")  # the output is the one thing a re-run may change
@@ -221,7 +224,7 @@ def submit(rate: dict[str, Any], *, cache_dir: Path, detach: bool = False, poll_
     job.save()
     outcome = _drive(job, cache_dir, wait=not detach, poll_seconds=poll_seconds, on_status=on_status,
                      api_key=api_key)
-    outcome.resumed = resumed
+    outcome.resumed, outcome.retried = resumed, retried
     return outcome
 
 
@@ -246,7 +249,17 @@ def collect(name: str, *, cache_dir: Path, wait: bool = False, poll_seconds: flo
     job = load_job(cache_dir, name)
     if job.state == "cancelled":
         return BatchOutcome(job, True, None, "cancelled")
+    if job.state == "done":
+        return _collected_again(job, cache_dir, api_key)
     return _drive(job, cache_dir, wait=wait, poll_seconds=poll_seconds, on_status=on_status, api_key=api_key)
+
+
+def _collected_again(job: Job, cache_dir: Path, api_key: str | None) -> BatchOutcome:
+    """A job collected before: its outputs are written again from the cache, and its judgments
+    count as cache hits.  Folding in what the job bought (as its first collect did) would report
+    the same judgments as new, and paid for, a second time."""
+    result = _finish(job, cache_dir, api_key, lambda stats: None)
+    return BatchOutcome(job, True, result, "already collected", already=True)
 
 
 def cancel(name: str, *, cache_dir: Path, api_key: str | None = None) -> Job:
@@ -437,9 +450,25 @@ def _write_chunk(job: Job, number: int, index: int, lines: list[bytes], keys: li
 
 
 def _ensure_created(job: Job, client: Any, chunk: Chunk) -> None:
-    """Upload and create the chunk's batch unless the journal, or the provider, has it already."""
+    """Upload and create the chunk's batch unless the journal, or the provider, has it already.
+    A refusal is journalled on the chunk before it is raised: ``batch status`` then says the job
+    was never submitted, and why, instead of "still running at the provider"; the next
+    ``submit`` of the same call (or ``batch collect``) tries again."""
     if chunk.batch_id is not None:
         return
+    try:
+        _create(job, client, chunk)
+    except BatchAPIError as exc:
+        chunk.submit_error = str(exc)[:500]
+        job.save()
+        raise
+    if chunk.submit_error is not None:  # an earlier refusal, now overcome
+        chunk.submit_error = None
+        job.save()
+
+
+def _create(job: Job, client: Any, chunk: Chunk) -> None:
+    """The upload and create calls, each journalled before it is made (never paying twice)."""
     found = None
     if chunk.status != "prepared":  # uploaded or creating: a crash may have hidden a batch
         found = client.find(job.job, chunk.name, chunk.requests, chunk.creating_at)
@@ -607,21 +636,36 @@ def describe(job: Job) -> list[str]:
     """One line per batch: state, counts, estimated cost and the provider's errors (``winnow
     batch status``), and when the provider was last asked."""
     asked = f"; provider asked {job.refreshed_at}" if job.refreshed_at and job.state == "running" else ""
-    lines = [f"{job.job}: {job.state}, {len(job.chunks)} batches in {len(job.rounds)} rounds, {job.provider}"
+    lines = [f"{job.job}: {shown_state(job)}, {len(job.chunks)} batches in {len(job.rounds)} rounds, {job.provider}"
              + (f"; stopped: {job.stopped}" if job.stopped else "") + asked]
     for chunk in job.chunks:
         counts = ", ".join(f"{k} {v}" for k, v in chunk.counts.items()) or f"{chunk.requests} requests"
         lines.append(f"  {chunk.name}: {chunk.status}{' (ingested)' if chunk.ingested else ''}; {counts}; "
                      f"~${chunk.estimated_cost:.4f} at batch rates; batch {chunk.batch_id or '-'}")
+        if chunk.submit_error and chunk.batch_id is None:
+            lines.append(f"    failed to submit: {chunk.submit_error}")
         lines.extend(f"    provider error: {reason}" for reason in chunk.provider_errors)
         for key, reason in list(chunk.errors.items())[:3]:
             lines.append(f"    error {key}: {reason}")
     return lines
 
 
+def shown_state(job: Job) -> str:
+    """The job's state as ``batch status`` shows it: a running job none of whose batches the
+    provider accepted is "not submitted", not running (nothing runs at the provider)."""
+    if job.state == "running" and job.chunks and not job.submitted:
+        reason = job.submit_error()
+        return f"not submitted (failed to submit: {reason})" if reason else "not submitted"
+    return job.state
+
+
 def next_step(job: Job, cache_dir: Path) -> str:
     """What the user does next with this job, as a command to copy (``batch status``)."""
     collect_cmd = follow_up("collect", job.job, cache_dir)
+    if job.state == "running" and job.chunks and not job.submitted:
+        again = f"`{job.command}`" if job.command else "the same command"
+        return (f"nothing was submitted, nothing is paid: once the cause is fixed, {again} or `{collect_cmd}` "
+                "submits it again")
     if job.state == "cancelled":
         return "cancelled: what finished is in the cache; a new run asks for the rest"
     if job.state == "done":

@@ -37,6 +37,7 @@ class Chunk:
     estimated_cost: float = 0.0
     errors: dict[str, str] = field(default_factory=dict)  # cache key -> the provider's reason (error file)
     provider_errors: list[str] = field(default_factory=list)  # the batch's own errors (validation, limits)
+    submit_error: str | None = None  # the provider refused the upload or create: no batch exists (yet)
 
 
 @dataclass
@@ -75,6 +76,18 @@ class Job:
         for chunk in self.chunks:
             out.update(chunk.errors)
         return out
+
+    @property
+    def submitted(self) -> bool:
+        """Whether any batch of the job was accepted by the provider.  A job whose every upload or
+        create was refused has nothing running anywhere: it must not read as "running"."""
+        return any(c.batch_id is not None for c in self.chunks)
+
+    def submit_error(self) -> str | None:
+        """Why the job's batches were never created (the provider's last refusal), if so."""
+        if self.submitted:
+            return None
+        return next((c.submit_error for c in self.chunks if c.submit_error), None)
 
     @property
     def folder(self) -> Path:

@@ -45,6 +45,9 @@ def run_batch(rate: dict[str, Any], *, cache_dir: Path | None, detach: bool, pol
     with _batch_errors():
         outcome = submit(rate, cache_dir=folder, detach=detach, poll_seconds=poll_seconds, on_status=show,
                          api_key=api_key, command=resume_command())
+    if outcome.retried:
+        err(f"submitted batch job {outcome.job.job}, which an earlier run of this call prepared but could not "
+            "submit (nothing had been sent)")
     if outcome.resumed:
         err(f"went on with batch job {outcome.job.job}: the same call, submitted before and not yet collected "
             "(nothing is sent twice)")
@@ -125,7 +128,7 @@ def status(job: str | None = typer.Argument(None, help="A job id (default: every
         typer.echo(f"no batch jobs in {folder / 'batches'}")
     unreachable = False
     for one in jobs:
-        if not offline and one.state == "running":
+        if not offline and one.state == "running" and one.submitted:  # else there is nothing to ask about
             one, problem = _refreshed(one, folder, api_key)
             unreachable = unreachable or problem
         typer.echo("\n".join(describe(one)))
@@ -166,6 +169,9 @@ def collect(job: str = typer.Argument(..., help="The job id printed by rate --ba
     if outcome.result is None:
         err(f"job {job} was cancelled")
         return
+    if outcome.already:
+        err(f"batch job {job} was already collected: nothing new was bought; the numbers below are this "
+            "collect's (every judgment from the cache), and the outputs were written again")
     _finished(outcome, folder)
 
 

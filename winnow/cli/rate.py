@@ -55,7 +55,8 @@ def rate(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Rate only the first N rows (a trial)."),
     batch: bool = typer.Option(False, "--batch", help="Send through the provider's batch API (half the price, "
                                "within 24 h); same judgments, same cache."),
-    detach: bool = typer.Option(False, "--detach", help="With --batch: submit, print the job id and exit."),
+    detach: bool = typer.Option(False, "--detach", help="Submit through the batch API (implies --batch), print "
+                                "the job id and exit."),
     poll_seconds: float = typer.Option(30.0, "--poll-seconds", help="With --batch: seconds between status checks."),
     engine: str = typer.Option("local", "--engine", help="local (this process) or ray (actors on a Ray cluster)."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="Join this Ray cluster (default: a local "

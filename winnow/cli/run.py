@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from winnow.cli.app import LAYOUT_HELP, app, err, resume_command, user_errors
+from winnow.cli.app import LAYOUT_HELP, app, err, fail, resume_command, user_errors
 
 if TYPE_CHECKING:
     from winnow.pipeline import Pipeline
@@ -23,14 +23,18 @@ def run(
                                        "variable); never written to the cache, logs or outputs."),
     output_dir: Path | None = typer.Option(None, "--output-dir", help="Override outputs.dir (relative to the "
                                              "current folder, unlike outputs.dir in the file)."),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."),
+    # no envvar here: WINNOW_CACHE_DIR must not override the file's cache_dir (it is the default
+    # below the file's key, applied by the cache itself)
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Cache folder (default: the file's cache_dir, "
+                                          "else WINNOW_CACHE_DIR, else ~/.cache/winnow)."),
     transport: str | None = typer.Option(None, "--transport", help="auto, fast or litellm."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop sending once this run spent DOLLARS."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Estimate calls, tokens and cost; send nothing."),
     layout: str | None = typer.Option(None, "--layout", help="Override the pipeline's layout: " + LAYOUT_HELP),
     batch: bool = typer.Option(False, "--batch", help="Judge through the provider's batch API (half the price)."),
-    detach: bool = typer.Option(False, "--detach", help="With --batch: submit, print the job id and exit."),
+    detach: bool = typer.Option(False, "--detach", help="Submit through the batch API (implies --batch), print "
+                                "the job id and exit."),
     poll_seconds: float = typer.Option(30.0, "--poll-seconds", help="With --batch: seconds between checks."),
     engine: str | None = typer.Option(None, "--engine", help="local or ray (overrides the pipeline's engine)."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="Judge on this Ray cluster (implies --engine "
@@ -43,7 +47,9 @@ def run(
     """Run a pipeline file; resumable: judgments already cached are not sent again."""
     from winnow.pipeline import Pipeline
 
-    with user_errors():
+    if max_cost is not None and max_cost <= 0:  # rate's words: the engine's own would allow 0
+        fail(f"--max-cost must be more than 0 dollars (got {max_cost:g}): at 0 nothing would ever be sent")
+    with user_errors(on_bad_row="pipeline"):
         spec = Pipeline.from_yaml(pipeline)
         update: dict[str, object] = {}
         if model:
@@ -67,7 +73,7 @@ def run(
             update["max_cost"] = max_cost
         if output_dir:
             update["outputs"] = spec.outputs.model_copy(update={"dir": str(output_dir)})
-        spec = spec.model_copy(update=update)
+        spec = spec.updated(update, f"{pipeline} with the command line's options") if update else spec
         if dry_run:
             _dry_run(spec)
             return
@@ -93,9 +99,12 @@ def run(
 
 
 def _dry_run(spec: Pipeline) -> None:
-    """One estimate per judge step (each may have its own model), summed."""
+    """One estimate per judge step (each may have its own model), summed, after the checks a
+    real run makes before its first request: a file the run would refuse is refused here too."""
     from winnow.audit.costs import estimate, format_estimate
+    from winnow.pipeline_run import preflight
 
+    preflight(spec, batch=spec.batch)
     total, unpriced = 0.0, []
     for step in spec.judges:
         est = estimate(
@@ -103,6 +112,7 @@ def _dry_run(spec: Pipeline) -> None:
             api_base=step.api_base or spec.api_base, judge_options=dict(step.options),
             cache_dir=spec.cache_dir, layout=spec.layout, column_map=spec.map,
             id_column=spec.id_column, on_bad_row=spec.on_bad_row, limit=spec.limit, side=spec.side,
+            batch=spec.batch,  # priced at the provider's batch rates (half)
         )
         typer.echo(format_estimate(est))
         total += est.cost
