@@ -183,7 +183,7 @@ def test_stability_dry_run_counts_cached_repeats_and_prices_replies_from_the_cac
                                      ["cache", "export", "-o", "x.jsonl"], ["cache", "prune", "--model", "m"]])
 def test_cache_commands_on_a_folder_without_a_cache_create_nothing(tmp_path, command):
     typo = tmp_path / "typo-cache"
-    out = _cli(*command, "--cache-dir", str(typo), code=1)
+    out = _cli(*command, "--cache-dir", str(typo), code=2)  # a user mistake, as reparse says it
     assert f"no winnow cache at {typo}" in out
     assert not typo.exists()
 
@@ -237,7 +237,7 @@ def test_show_explains_content_addressing_and_ls_contains_finds_the_record(
     rate(first, ["alpagasus"], MINI, **kw)
     second = rate(again, ["alpagasus"], MINI, **kw)
     assert second.stats.cache_hits == 3  # the same content: the same records, still under a0..a2
-    out = _cli("cache", "show", "b1", "--cache-dir", str(tmp_path / "c"), code=1)
+    out = _cli("cache", "show", "b1", "--cache-dir", str(tmp_path / "c"), code=2)
     assert "content-addressed" in out and "--contains" in out
     text = rows[1]["instruction"][:30]
     listing = _cli("cache", "ls", "--cache-dir", str(tmp_path / "c"), "--contains", text)

@@ -276,3 +276,10 @@ def test_a_pipelines_report_has_the_trust_section(fake_server, alpaca_rows, tmp_
     assert code == 0, out
     html = (tmp_path / "out" / "report.html").read_text()
     assert 'id="trust"' in html and "score against response length" in html
+
+
+def test_a_pipelines_bad_row_hint_names_its_files_key(tmp_path):
+    spec = _pipeline(tmp_path, "judges: [alpagasus]\n")
+    (tmp_path / "data.jsonl").write_text('{"instruction": "a", "output": "b"}\nnot json\n')
+    code, out = _cli("run", str(spec), "--api-base", "http://127.0.0.1:9/v1", "--cache-dir", str(tmp_path / "c"))
+    assert code == 2 and "on_bad_row: skip" in out and "--on-bad-row" not in out

@@ -224,14 +224,15 @@ def select_rows(
     threshold: float = DEFAULT_THRESHOLD,
     keep_order: bool = False,
     cache_dir: str | Path | None = None,
+    api_key: str | None = None,
 ) -> SelectResult:
     """Pick rows of an in-memory judged table; returns the chosen rows in output order.
 
     Each method reads only the options in ``METHOD_OPTIONS`` (and ``keep_order``); setting any
     other is a ValueError.  ``min_score`` is a floor applied first; the count (one of ``top_k``,
     ``top_frac`` (of the whole table) or ``budget``) then limits the rows that pass it.
-    ``api_base`` and ``cache_dir`` only serve ``embed_model`` and are not checked here: a
-    pipeline passes its judges' ``api_base`` whatever the method.
+    ``api_base``, ``api_key`` and ``cache_dir`` only serve ``embed_model`` and are not checked here:
+    a pipeline passes its judges' ``api_base`` whatever the method.  The key is only sent.
     """
     check_options(method, {"budget": budget, "score_column": score_column, "min_score": min_score, "top_k": top_k,
                            "top_frac": top_frac, "tags_column": tags_column, "embedding_column": embedding_column,
@@ -261,7 +262,7 @@ def select_rows(
             raise ValueError("embedding samples needs the samples, not only rows")
         indices = _deita(
             rows, samples or [], path, budget, score_column or "deita_score", min_score, tags_column,
-            embedding_column, embed_model, api_base, threshold, cache_dir, details,
+            embedding_column, embed_model, api_base, threshold, cache_dir, details, api_key,
         )
         if details.get("zero_vectors"):
             notes.append(f"{details['zero_vectors']} rows have an all-zero vector (never rejected, never block)")
@@ -431,6 +432,7 @@ def _deita(
     threshold: float,
     cache_dir: str | Path | None,
     details: dict[str, Any],
+    api_key: str | None = None,
 ) -> list[int]:
     """DEITA's score-first diverse selection.  A ``min_score`` floor drops rows before the walk,
     which is the same as stopping the score-sorted walk at the floor."""
@@ -445,7 +447,8 @@ def _deita(
         scores = floored
     if budget is not None:
         details["budget"] = budget
-    vectors, source = _vectors(rows, samples, path, tags_column, embedding_column, embed_model, api_base, cache_dir)
+    vectors, source = _vectors(rows, samples, path, tags_column, embedding_column, embed_model, api_base, cache_dir,
+                               api_key)
     result = deita_select(scores, vectors, budget, threshold)
     details.update(vectors=source, threshold=threshold, rejected=result.rejected, zero_vectors=result.zero_vectors)
     return list(result.indices)
@@ -460,6 +463,7 @@ def _vectors(
     embed_model: str | None,
     api_base: str | None,
     cache_dir: str | Path | None,
+    api_key: str | None = None,
 ) -> tuple[Any, str]:
     """DEITA's vectors and where they came from: a vector column, an embedding model, or by
     default the rows' tag sets as multi-hot vectors."""
@@ -478,6 +482,6 @@ def _vectors(
     if embed_model:
         from winnow.engine.embeddings import embed_samples
 
-        vectors = embed_samples(samples, embed_model, api_base=api_base, cache_dir=cache_dir)
+        vectors = embed_samples(samples, embed_model, api_base=api_base, api_key=api_key, cache_dir=cache_dir)
         return vectors, f"embeddings from {embed_model}"
     return multi_hot(column_values(rows, tags_column, path, _tags_hint("deita"))), f"multi-hot tags from {tags_column}"

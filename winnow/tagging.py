@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NormalizeResult", "normalize"]
+__all__ = ["NormalizeResult", "normalize", "tag_map_path"]
 
 
 @dataclass
@@ -27,6 +27,11 @@ class NormalizeResult:
     from_raw: bool = False  # the input was normalised before: its <column>_raw tags were the start
 
 
+def tag_map_path(output: Path) -> Path:
+    """The readable tag map written beside ``output`` (``n.jsonl`` -> ``n.tagmap.json``)."""
+    return output.with_name(output.stem + ".tagmap.json")
+
+
 def normalize(
     data: str | Path | list[dict[str, Any]],
     *,
@@ -36,6 +41,7 @@ def normalize(
     rule: bool = True,
     embed_model: str | None = None,
     api_base: str | None = None,
+    api_key: str | None = None,
     eps: float = 0.05,
     association: bool = True,
     min_support: int | str = "auto",
@@ -46,8 +52,10 @@ def normalize(
     column_map: dict[str, str] | None = None,
 ) -> NormalizeResult:
     """Normalise tags; every step switchable (``alpha=None``, ``rule=False``, no
-    ``embed_model``, ``association=False``)."""
+    ``embed_model``, ``association=False``).  ``api_key`` is only sent with the embedding
+    requests.  Writes the output and its tag map (``tag_map_path``) atomically."""
     from winnow.data import load, save
+    from winnow.data.writers import write_text
     from winnow.selection import column_values
     from winnow.selectors.tags import normalize_tags
 
@@ -74,7 +82,7 @@ def normalize(
         from winnow.engine.embeddings import embed_texts
 
         def embed(texts: list[str]) -> Any:
-            return embed_texts(texts, embed_model, api_base=api_base, cache_dir=cache_dir)
+            return embed_texts(texts, embed_model, api_base=api_base, api_key=api_key, cache_dir=cache_dir)
 
     result = normalize_tags(
         raw, alpha=alpha, rule=rule, semantic_embed=embed, eps=eps, association=association,  # type: ignore[arg-type]
@@ -93,14 +101,11 @@ def normalize(
     if output is not None:
         out_path = Path(output)
         save(out_rows, out_path, like=dataset)
-        map_path = out_path.with_name(out_path.stem + ".tagmap.json")
-        map_path.write_text(
-            json.dumps(
-                {"vocab_sizes": result.vocab_sizes, "alpha": result.alpha, "min_support": result.min_support,
-                 "tag_map": dict(sorted(result.tag_map.items()))},
-                ensure_ascii=False, indent=1,
-            ),
-            encoding="utf-8",
-        )
+        map_path = tag_map_path(out_path)
+        write_text(map_path, json.dumps(
+            {"vocab_sizes": result.vocab_sizes, "alpha": result.alpha, "min_support": result.min_support,
+             "tag_map": dict(sorted(result.tag_map.items()))},
+            ensure_ascii=False, indent=1,
+        ))
     return NormalizeResult(out_rows, result.vocab_sizes, result.tag_map, out_path, map_path,
                            result.alpha, result.min_support, renormalised)

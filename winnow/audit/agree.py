@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Agreement", "agree_rows"]
+__all__ = ["Agreement", "agree_rows", "default_label_scale"]
 
 PASS = {"pass", "passed", "true", "yes", "1", "ok", "good"}
 FAIL = {"fail", "failed", "false", "no", "0", "bad"}
@@ -37,6 +37,7 @@ class Agreement:
     bins: list[str]
     selection: dict[str, Any] = field(default_factory=dict)
     scale: str = ""  # the judge's bins and where they come from (a built-in's, declared, or observed)
+    label_scale: str = ""  # the labels' LO-HI mapped onto the judge's scale, and where it came from
     interval_notes: dict[str, str] = field(default_factory=dict)  # why a figure has no (or a partial) interval
     notes: list[str] = field(default_factory=list)  # rows left out or not joined, named
     provenance: dict[str, Any] = field(default_factory=dict)  # the data file, for report --trust to check
@@ -46,6 +47,8 @@ class Agreement:
                + (f" (left out: {', '.join(f'{k} {v}' for k, v in self.left_out.items())})" if self.left_out else "")]
         if self.scale:
             out.append(f"  judge's scale: {self.scale}")
+        if self.label_scale:
+            out.append(f"  label scale: {self.label_scale}")
         for name, value in self.figures.items():
             ci = self.intervals.get(name)
             shown = "undefined" if value is None else f"{value:.4f}"
@@ -173,8 +176,10 @@ def agree_rows(
     aligned with them).  ``threshold`` (on the judge's scale) or ``budget`` sets the selection
     compared; the labels select at the same threshold mapped onto their scale, or the same budget.
     ``judge_scale`` defaults to the column's judge's known scale (``columns.score_scale``);
-    ``scale_source`` says where a given one came from.  ``row_numbers``: each row's number in
-    its file, for the messages (default: position + 1)."""
+    ``scale_source`` says where a given one came from.  ``label_scale`` defaults to the judge's
+    scale when every label fits in it (``default_label_scale``; the result's ``label_scale`` says
+    which was used).  ``row_numbers``: each row's number in its file, for the messages (default:
+    position + 1)."""
     import numpy as np
 
     from winnow.audit import agreement
@@ -199,7 +204,7 @@ def agree_rows(
         judge_scale, scale_source = score_scale(ResolvedScore(score_column, judge_of_column(score_column)), xs)
     lo, hi, step = judge_scale
     scale_words = f"{lo:g}-{hi:g} in steps of {step:g}" + (f" ({scale_source})" if scale_source else "")
-    y_lo, y_hi = label_scale or (min(ys), max(ys))
+    (y_lo, y_hi), label_words = default_label_scale(ys, label_scale, (lo, hi))
     k = round((hi - lo) / step) + 1
 
     def to_judge_scale(values: Any) -> Any:
@@ -252,7 +257,30 @@ def agree_rows(
                      "both": int(np.sum(j & lab))}
     confusion = confusion_matrix(bin_scores(list(x), (lo, hi, step)), bin_scores(list(y_mapped), (lo, hi, step)), k)
     return Agreement(score_column, labels_column, len(xs), left_out, figures, intervals, confusion,
-                     bin_labels((lo, hi, step)), selection, scale_words, interval_notes, notes)
+                     bin_labels((lo, hi, step)), selection, scale_words, label_words, interval_notes, notes)
+
+
+def default_label_scale(ys: Sequence[float], label_scale: tuple[float, float] | None,
+                        judge_range: tuple[float, float]) -> tuple[tuple[float, float], str]:
+    """The labels' LO, HI and a phrase saying where they came from.
+
+    ``--label-scale`` when given; else the judge's own scale when every label fits inside it
+    (labels of 3-5 on a 0-5 judge are 0-5 labels: stretching their observed range onto 0-5
+    would report a column compared with itself as MAE 1.8, kappa 0.4); else the labels'
+    observed range (labels on another scale, such as 1-10 against 0-5).  Labels of 0 and 1 only
+    are pass/fail (``_number`` reads "pass" as 1): 0-1, stretched onto the judge's whole scale."""
+    if label_scale is not None:
+        return label_scale, f"{label_scale[0]:g}-{label_scale[1]:g} (--label-scale)"
+    lo, hi = judge_range
+    if set(ys) <= {0.0, 1.0} and (lo, hi) != (0.0, 1.0):
+        return (0.0, 1.0), ("0-1 (pass/fail labels: fail is the judge's lowest score, pass its highest; "
+                            "pass --label-scale LO,HI if they are scores)")
+    if all(lo <= y <= hi for y in ys):
+        return (lo, hi), (f"{lo:g}-{hi:g} (the judge's scale: every label fits in it; "
+                          "pass --label-scale LO,HI if the labels use another)")
+    y_lo, y_hi = min(ys), max(ys)
+    return (y_lo, y_hi), (f"{y_lo:g}-{y_hi:g} (the labels' observed range: some fall outside the judge's "
+                          f"{lo:g}-{hi:g}; pass --label-scale LO,HI to set it)")
 
 
 def _selection_rule(x: Any, y: Any, threshold: float | None, budget: int | None) -> tuple[str, Any, Any]:

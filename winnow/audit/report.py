@@ -358,7 +358,7 @@ def write_report(
         "</body></html>",
     ]
     path = Path(output)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(p for p in parts if p), encoding="utf-8")
-    tmp.replace(path)
+    from winnow.data.writers import write_text
+
+    write_text(path, "\n".join(p for p in parts if p))  # atomic; an OSError is an OutputError, no temp left
     return path

@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from winnow.cli.app import LAYOUT_HELP, app, fail, user_errors
+from winnow.cli.app import app, fail, finite, layout_option, user_errors
 
 
 def _rows(path: Path) -> list[dict]:
+    """Every record of ``path`` as a dict.  A record that cannot be read (bad JSON, a line that
+    is not an object) fails the command as it fails select, report and compare: leaving it out
+    silently would measure agreement on fewer rows than the user thinks."""
+    from winnow.data import DataError
     from winnow.data.readers import read_raw
+    from winnow.types import BadRow
 
-    return [v for v in read_raw(path).values if isinstance(v, dict)]
+    raw = read_raw(path)
+    bad: list[BadRow] = []
+    for index, value in enumerate(raw.values):
+        if isinstance(value, BadRow):
+            bad.append(value)
+        elif not isinstance(value, dict):
+            line = raw.lines[index] if raw.lines and index < len(raw.lines) else None
+            bad.append(BadRow(str(path), index, line, None, f"expected an object, got {type(value).__name__}"))
+    if bad:
+        raise DataError.from_bad_rows(bad)
+    return [v for v in raw.values if isinstance(v, dict)]
+
+
+def resolve_judge_score(columns: list[str], *, judge: str | None, score_column: str | None,
+                        user_judge: Path | None, where: str) -> Any:
+    """``audit.columns.resolve_score``, but a known judge whose column is missing is said as such
+    (``no column alpagasus_score``), not as an unknown judge with itself as the suggestion."""
+    from winnow.audit.columns import SIDES, resolve_score
+    from winnow.judges.registry import BUILTIN
+
+    if judge is not None and score_column is None and user_judge is None and judge.replace("_", "-") in BUILTIN:
+        name = judge.replace("-", "_")
+        if not any(c.startswith(tuple(f"{side}{name}_" for side in ("", *SIDES))) for c in columns):
+            raise ValueError(f"--judge {judge}: {where} has no {name}_score column (it was not rated with "
+                             f"--judge {judge}?; columns: {', '.join(columns) or 'none'}); name the score "
+                             "column with --score-column")
+    return resolve_score(columns, judge=judge, score_column=score_column, user_judge=user_judge, where=where)
 
 
 @app.command()
@@ -28,17 +60,19 @@ def agree(
     labels_file: Path | None = typer.Option(None, "--labels-file", help="Labels in a second file, joined by "
                                             "sample id (--id-column, or the content hash of each row)."),
     id_column: str | None = typer.Option(None, "--id-column", help="Column holding the id both files share."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Compare the selections at score >= this."),
+    threshold: float | None = typer.Option(None, "--threshold", callback=finite("--threshold"),
+                                           help="Compare the selections at score >= this."),
     budget: int | None = typer.Option(None, "--budget", min=1, help="Or the top N on each side."),
-    label_scale: str | None = typer.Option(None, "--label-scale", help="LO,HI of the labels (default: observed)."),
+    label_scale: str | None = typer.Option(None, "--label-scale", help="LO,HI of the labels (default: the judge's "
+                                           "scale when every label fits in it, else the labels' observed range)."),
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the 95% intervals."),
-    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
+    layout: str | None = layout_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Spearman, Kendall, quadratic kappa, MAE, the confusion matrix and selection precision/recall
     of a judge against labels, each with a bootstrap 95% interval."""
     from winnow.audit.agree import agree_rows, check_label_scale, check_selection
-    from winnow.audit.columns import resolve_score, table_columns
+    from winnow.audit.columns import table_columns
     from winnow.audit.trust_files import file_identity
 
     if judge is None and score_column is None:
@@ -46,12 +80,12 @@ def agree(
     if judge is not None and score_column is not None:
         fail("name the judge (--judge alpagasus) or the score column (--score-column), not both")
     scale = _label_scale(label_scale)
-    with user_errors():
+    with user_errors(on_bad_row=False):
         check_label_scale(scale)
         check_selection(threshold, budget)
         rows = _rows(data)  # any table of scores: it need not be instruction data
-        resolved = resolve_score(table_columns(rows), judge=judge, score_column=score_column,
-                                 user_judge=user_judge, where=str(data))
+        resolved = resolve_judge_score(table_columns(rows), judge=judge, score_column=score_column,
+                                       user_judge=user_judge, where=str(data))
         aligned: list[Any] | None = None
         numbers: list[int] | None = None
         notes: list[str] = []
@@ -81,6 +115,8 @@ def _label_scale(text: str | None) -> tuple[float, float] | None:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
         fail(f"--label-scale {text!r}: expected LO,HI such as 1,10")
+    if not (math.isfinite(low) and math.isfinite(high)):
+        fail(f"--label-scale {text!r}: LO and HI must be finite numbers")
     return low, high
 
 

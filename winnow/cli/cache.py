@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from winnow.cli.app import app, fail
+from winnow.cli.app import app, check_output, fail
 
 cache_app = typer.Typer(
     help="Inspect the judgment cache: stats, ls, show, export, prune.",
@@ -17,10 +17,24 @@ cache_app = typer.Typer(
 )
 app.add_typer(cache_app, name="cache")
 
+
+
+def _status(status: str | None) -> str | None:
+    """``--status`` must name a status records can have: a typo would silently match nothing
+    (and ``prune`` would report deleting 0 judgments as if that were the answer).  The option's
+    callback, so every command that takes it (``reparse`` too) checks it the same way."""
+    from winnow.types import Status
+
+    known = [str(s) for s in Status]
+    if status is not None and status not in known:
+        fail(f"--status {status!r}: a judgment's status is one of {', '.join(known)}")
+    return status
+
+
 _CACHE_DIR = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder.")
 _JUDGE = typer.Option(None, "--judge", "-j", help="Only this judge.")
 _MODEL = typer.Option(None, "--model", "-m", help="Only this model.")
-_STATUS = typer.Option(None, "--status", help="Only this status (ok or judge_failed).")
+_STATUS = typer.Option(None, "--status", callback=_status, help="Only this status (ok or judge_failed).")
 _SAMPLE = typer.Option(None, "--sample-id", help="Only this sample id.")
 _TEMPLATE = typer.Option(None, "--template-hash", help="Only this judge fingerprint (prefix).")
 _OLDER = typer.Option(None, "--older-than", help="Only records older than this age (30d, 12h, 2w).")
@@ -30,24 +44,14 @@ _CONTAINS = typer.Option(None, "--contains", help="Only records whose prompt con
 
 def _open(cache_dir: Path | None) -> Any:
     """The existing cache: these commands only read (or prune) it, so a folder without one (a
-    mistyped --cache-dir) is an error that creates nothing, not a new empty cache."""
+    mistyped --cache-dir) is an error that creates nothing, not a new empty cache.  Exit 2, a
+    user mistake, as ``reparse`` says it."""
     from winnow.cache import CacheError, JudgmentCache
 
     try:
         return JudgmentCache(cache_dir, create=False)
     except CacheError as exc:
-        fail(str(exc), code=1)
-
-
-def _status(status: str | None) -> str | None:
-    """``--status`` must name a status records can have: a typo would silently match nothing
-    (and ``prune`` would report deleting 0 judgments as if that were the answer)."""
-    from winnow.types import Status
-
-    known = [str(s) for s in Status]
-    if status is not None and status not in known:
-        fail(f"--status {status!r}: a judgment's status is one of {', '.join(known)}")
-    return status
+        fail(str(exc))
 
 
 def _filter(
@@ -220,7 +224,7 @@ def show(
         if not records and len(key_or_id) >= 6:  # a key prefix, as ls shows it
             records = [r for k in cache.keys() if k.startswith(key_or_id) for r in [cache.get(k)] if r]
     if not records:
-        fail(_not_found(key_or_id), code=1)
+        fail(_not_found(key_or_id))  # a key or id the user typed: exit 2, as for any bad argument
     typer.echo("\n\n".join(format_record(r) for r in records))
 
 
@@ -247,16 +251,39 @@ def export(
     older_than: str | None = _OLDER,
     contains: str | None = _CONTAINS,
 ) -> None:
-    """Write every matching record to JSONL (verbatim) or Parquet (nested fields as JSON text)."""
+    """Write every matching record to JSONL (verbatim) or Parquet (nested fields as JSON text).
+
+    The output's folder must exist, and the output must not be inside the cache folder."""
     from winnow.cache.audit import export_records, iter_records
 
     flt = _filter(judge, model, status, sample_id, template_hash, older_than, contains)
     with _open(cache_dir) as cache:
+        _check_export(output, cache.directory)
         try:
             n = export_records(iter_records(cache, flt), output)
         except ValueError as exc:
             fail(str(exc))
+        except OSError as exc:  # after the checks: a full disk, a folder removed meanwhile
+            _drop(output.with_name(output.name + ".tmp"))
+            fail(f"cannot write {output}: {exc.strerror or exc}")
     typer.echo(f"wrote {n} judgments to {output}")
+
+
+def _check_export(output: Path, cache_directory: Path) -> None:
+    """Refuse an export the cache cannot survive or nobody could write: inside the cache folder
+    (``-o CACHE/cache.db`` would replace the cache with its own export), or unwritable."""
+    check_output(output)
+    if output.resolve().is_relative_to(cache_directory.resolve()):
+        fail(f"-o {output} is inside the cache folder {cache_directory}: it could replace the cache's own "
+             "files; export somewhere else")
+
+
+def _drop(path: Path) -> None:
+    """Remove a half-written temp file; one that cannot be removed is left (nothing to add)."""
+    import contextlib
+
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 @cache_app.command("prune")

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from winnow.cli.app import LAYOUT_HELP, app, err, fail, user_errors
+from winnow.cli.app import app, check_output, err, fail, finite, layout_option, user_errors
 
 __all__ = ["OfflineMiss", "compare_files", "compare_models"]
 
@@ -158,7 +158,7 @@ def compare(
     api_base: str | None = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible server."),
     api_key: str | None = typer.Option(None, "--api-key", help="API key (default: provider's env variable)."),
     threshold: float | None = typer.Option(
-        None, "--threshold", help="Compare the subsets kept at score >= this."
+        None, "--threshold", callback=finite("--threshold"), help="Compare the subsets kept at score >= this."
     ),
     top: int = typer.Option(5, "--top", min=0, help="Largest disagreements to show."),
     offline: bool = typer.Option(
@@ -171,17 +171,19 @@ def compare(
     ),
     transport: str = typer.Option("auto", "--transport", help="auto, fast or litellm."),
     concurrency: int = typer.Option(32, "--concurrency", "-c", min=1, help="Requests in flight at most."),
-    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
+    layout: str | None = layout_option(),
 ) -> None:
     """Agreement between two models (or two judged files) for one judge, from the cache when possible."""
     from winnow.audit.compare import format_comparison
     from winnow.engine import EngineSettings
 
     models = model or []
+    if report is not None:  # before the work: comparing two models sends requests
+        check_output(report, inputs=list(files), option="--report")
     rows_a: list[dict[str, Any]] = []
     rated: list[Any] = []
     try:
-        with user_errors():  # Ctrl-C: exit 130 with the resume command, as rate does
+        with user_errors(on_bad_row=False):  # Ctrl-C: exit 130 with the resume command, as rate does
             if len(files) == 2 and not models:
                 result = compare_files(files[0], files[1], judge, threshold=threshold, top=top, layout=layout)
                 rows_a, _ = load_judged(files[0], layout)
@@ -216,16 +218,17 @@ def compare(
     if report is not None:
         from winnow.audit.report import write_report
 
-        write_report(
-            rows_a,
-            judges=[result["judge"]],
-            settings={
-                "command": "compare",
-                "judge": judge,
-                "models": models or [str(f) for f in files],
-                "threshold": threshold,
-            },
-            compare={result["judge"]: result},
-            output=report,
-        )
+        with user_errors(on_bad_row=False):  # an OutputError is one line, not a traceback
+            write_report(
+                rows_a,
+                judges=[result["judge"]],
+                settings={
+                    "command": "compare",
+                    "judge": judge,
+                    "models": models or [str(f) for f in files],
+                    "threshold": threshold,
+                },
+                compare={result["judge"]: result},
+                output=report,
+            )
         err(f"wrote {report}")

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from winnow.cli.app import LAYOUT_HELP, app, fail, parse_pairs
+from winnow.cli.app import app, fail, layout_option, parse_pairs
 
 judges_app = typer.Typer(help="List the judges and show what they send.", no_args_is_help=True,
                          add_completion=False, rich_markup_mode=None)
@@ -68,7 +68,7 @@ def show(
     mode: str | None = typer.Option(None, "--mode", help="DEITA scoring mode: direct, evol or scorer."),
     dimension: str | None = typer.Option(None, "--dimension", help="AlpaGasus: the dimension to rate."),
     structured: bool | None = typer.Option(None, "--structured/--no-structured", help="Show the JSON variant."),
-    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
+    layout: str | None = layout_option(),
     column_map: list[str] | None = typer.Option(None, "--map", help="Column map, as for rate."),
 ) -> None:
     """The template source, the output schema, and the prompt rendered for one example row."""

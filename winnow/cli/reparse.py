@@ -26,7 +26,7 @@ def reparse(
     """Re-read cached judgments with this winnow's parsers (after an upgrade): free, no request."""
     from winnow.audit.reparse import reparse as reparse_api
 
-    with user_errors():
+    with user_errors(on_bad_row=False):
         result = reparse_api(cache_dir, judge=judge, model=model, status=status, sample_id=sample_id,
                              template_hash=template_hash, user_judges=user_judge or [], dry_run=dry_run)
     err("\n".join(result.lines()))

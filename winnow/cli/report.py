@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from winnow.cli.app import LAYOUT_HELP, app, err, fail
+from winnow.cli.app import app, check_output, err, fail, finite, layout_option, user_errors
 
 
 def detect_judges(rows: list[dict[str, Any]]) -> list[str]:
@@ -46,16 +46,19 @@ def report(
     judge: list[str] | None = typer.Option(
         None, "--judge", "-j", help="Judges to show (default: all found)."
     ),
-    threshold: float | None = typer.Option(None, "--threshold", help="Selection threshold for comparisons."),
+    threshold: float | None = typer.Option(None, "--threshold", callback=finite("--threshold"),
+                                           help="Selection threshold for comparisons."),
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read tokens and cost from the cache."),
-    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
+    layout: str | None = layout_option(),
     trust: list[Path] | None = typer.Option(None, "--trust", help="JSON of `winnow agree --json` or `winnow audit "
                                             "stability --json`, shown in 'Can this judge be trusted?'; repeatable."),
 ) -> None:
-    """Score distributions, tags, DEITA scatter, examples, failures, cost and provenance in one HTML file."""
+    """Score distributions, tags, DEITA scatter, examples, failures, cost and provenance in one HTML file.
+
+    The output's folder must exist, and the output must not be one of the files read."""
     from winnow.audit.compare import compare_rows
     from winnow.audit.report import write_report
     from winnow.cache import CacheError, JudgmentCache
@@ -68,6 +71,7 @@ def report(
         fail("give a judged file (or --pool FILE)")
     if len(files) > 2:
         fail("give one judged file, or two to compare")
+    check_output(output, inputs=[*files, pool_path, selected, *(trust or [])])
     try:
         pool_rows, ids = load_judged(pool_path, layout)
         selected_rows = load_judged(selected, layout)[0] if selected else None
@@ -105,19 +109,20 @@ def report(
     try:
         from winnow.data import load
 
-        write_report(
-            pool_rows,
-            selected_rows,
-            judges=judges,
-            settings=settings,
-            cache=cache,
-            compare=compare,
-            output=output,
-            sample_ids=ids,
-            samples=load(pool_path, layout=layout).samples,
-            trust=trust_inputs,
-            judged_file=pool_path,
-        )
+        with user_errors(on_bad_row=False):  # an OutputError (a full disk, ...): one line, no traceback
+            write_report(
+                pool_rows,
+                selected_rows,
+                judges=judges,
+                settings=settings,
+                cache=cache,
+                compare=compare,
+                output=output,
+                sample_ids=ids,
+                samples=load(pool_path, layout=layout).samples,
+                trust=trust_inputs,
+                judged_file=pool_path,
+            )
     finally:
         if cache is not None:
             cache.close()

@@ -6,8 +6,16 @@ from pathlib import Path
 
 import typer
 
-from winnow.cli.app import LAYOUT_HELP, app, err, fail, parse_pairs
-from winnow.selection import DEFAULT_TAGS_COLUMN, DEFAULT_THRESHOLD
+from winnow.cli.app import app, check_output, err, fail, layout_option, parse_pairs, user_errors
+from winnow.selection import ALPAGASUS_MIN_SCORE, DEFAULT_TAGS_COLUMN, DEFAULT_THRESHOLD
+
+
+def _similarity(value: float) -> float:
+    """``--threshold``'s callback: a cosine similarity lies in [-1, 1]; 2 would accept every row
+    and -1.5 none, silently, and NaN compares false with everything."""
+    if not -1.0 <= value <= 1.0:  # NaN fails this too
+        fail(f"--threshold {value}: a cosine similarity, between -1 and 1 (DEITA uses {DEFAULT_THRESHOLD})")
+    return value
 
 
 @app.command()
@@ -22,7 +30,8 @@ def select(
         None, "--score-column", help="Score column to rank or threshold (threshold, deita)."
     ),
     min_score: float | None = typer.Option(
-        None, "--min-score", help="Keep rows with score >= this (inclusive), before any count (threshold, deita)."
+        None, "--min-score", help="Keep rows with score >= this (inclusive), before any count (threshold, deita). "
+        f"Default for threshold with no count: {ALPAGASUS_MIN_SCORE:g} (AlpaGasus); deita: none."
     ),
     top_k: int | None = typer.Option(None, "--top-k", min=0, help="threshold: keep the K best-scored rows."),
     top_frac: float | None = typer.Option(
@@ -34,31 +43,35 @@ def select(
     embedding_column: str | None = typer.Option(None, "--embedding-column", help="Precomputed vectors (deita)."),
     embed_model: str | None = typer.Option(None, "--embed-model", help="Embedding model via litellm (deita)."),
     api_base: str | None = typer.Option(None, "--api-base", help="Base URL for --embed-model."),
+    api_key: str | None = typer.Option(None, "--api-key", help="API key for --embed-model (default: the provider's "
+                                       "env variable); never written to the output or the cache."),
     threshold: float = typer.Option(
-        DEFAULT_THRESHOLD, "--threshold", help="deita: max cosine similarity to the selected set."
+        DEFAULT_THRESHOLD, "--threshold", callback=_similarity,
+        help="deita: max cosine similarity to the selected set, in [-1, 1].",
     ),
     keep_order: bool = typer.Option(False, "--keep-order", help="Write rows in their original order."),
     column_map: list[str] | None = typer.Option(None, "--map", help="Column map, as for rate."),
-    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
+    layout: str | None = layout_option(),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", envvar="WINNOW_CACHE_DIR", help="Cache folder."),
 ) -> None:
     """Select a subset: AlpaGasus threshold, InsTag diverse sampling or DEITA score-first diversity.
 
     An option the chosen method does not read is an error.  --min-score applies first; a
-    count (--top-k, --top-frac or --budget) then limits the rows that pass it.
+    count (--top-k, --top-frac or --budget) then limits the rows that pass it.  The output's
+    folder must exist, and the output must not be the input file.
     """
-    from winnow.data import DataError
     from winnow.selection import select as select_api
 
-    try:
+    check_output(output, inputs=[data], rows=True)  # before the work: an embedding model may be paid for
+    if api_key and not embed_model:
+        fail("--api-key is the key for --embed-model; give --embed-model or drop --api-key")
+    with user_errors(on_bad_row=False):
         result = select_api(
             data, method, output=output, budget=budget, score_column=score_column, min_score=min_score,
             top_k=top_k, top_frac=top_frac, tags_column=tags_column, embedding_column=embedding_column,
-            embed_model=embed_model, api_base=api_base, threshold=threshold, keep_order=keep_order,
+            embed_model=embed_model, api_base=api_base, api_key=api_key, threshold=threshold, keep_order=keep_order,
             column_map=parse_pairs(column_map, "--map") or None, cache_dir=cache_dir, layout=layout,
         )
-    except (DataError, ValueError, FileNotFoundError) as exc:
-        fail(str(exc))
     err(f"selected {len(result.rows)} of {result.pool_size} rows with {result.method}")
     for key, value in result.details.items():
         err(f"  {key}: {value}")

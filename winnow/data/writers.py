@@ -31,6 +31,52 @@ _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 Row = Mapping[str, Any]
 
 
+class OutputError(OSError):
+    """An output that could not be written, as one line: ``cannot write PATH: reason``.
+
+    Why its own type: the CLI turns it into ``error: ...`` (exit 2) instead of a traceback, and
+    can tell it from an unreadable *input*.  It stays an OSError so callers that already catch
+    OSError around a write keep working."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = path
+
+
+def _reason(exc: OSError) -> str:
+    """``Is a directory`` rather than ``[Errno 21] Is a directory: '/tmp/.x.tmp' -> 'x'``: the
+    temp file's name means nothing to the user."""
+    return exc.strerror or str(exc)
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any work, an output that cannot be written: its folder is missing (never
+    created: a typo in a folder name should not silently make a new tree), is a file, or is
+    read-only; or the path is a folder or a read-only file.  Raises ``OutputError``.
+
+    Why beside ``winnow.api.preflight_output``: that one also checks the data suffix, which an
+    HTML report or a cache export does not have; the CLI runs both for data outputs."""
+    parent = path.absolute().parent
+    if not parent.exists():
+        raise OutputError(path, f"folder {parent} does not exist (create it first)")
+    if not parent.is_dir():
+        raise OutputError(path, f"{_first_file(parent)} is a file, not a folder")
+    if path.is_dir():
+        raise OutputError(path, "it is a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(path, "the file is read-only")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(path, f"folder {parent} is read-only")
+
+
+def _first_file(folder: Path) -> Path:
+    """The part of ``folder`` that exists but is not a folder (``a.txt`` in ``a.txt/b/c``)."""
+    for candidate in [folder, *folder.parents][::-1]:
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return folder
+
+
 def check_output_suffix(path: Path) -> None:
     """Refuse an output name whose suffix names no format we write (``x.xlsx``, ``x.jsonl.gz``).
 
@@ -83,13 +129,21 @@ def write_rows(rows: Sequence[Row], path: Path, fmt: str, schema: Any = None) ->
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write through a temp file in the same directory, fsync it, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write through a temp file in the same directory, fsync it, then rename it into place.
+
+    An OSError (a folder in the way, no permission, a full disk) becomes ``OutputError`` naming
+    ``path``, and the temp file is removed: a failed write leaves nothing behind.  The folder is
+    created here for API callers (a pipeline's output folder); the CLI refuses a missing one
+    before the work (``check_writable``)."""
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            mode = 0o644
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(path, _reason(exc)) from None
     try:
         with os.fdopen(fd, "wb") as out:
             write(out)
@@ -97,9 +151,11 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
             os.fsync(out.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(path, _reason(exc)) from None
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows it
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -107,6 +163,12 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def write_text(path: Path, text: str) -> None:
+    """``text`` as UTF-8 at ``path``, atomically (reports, tag maps): same guarantees as rows."""
+    payload = text.encode("utf-8")
+    atomic_write(path, lambda out: out.write(payload))
 
 
 def _default(value: Any) -> Any:
