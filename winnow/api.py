@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any, Literal
 from winnow.engine.config import EngineSettings, JudgeRun, ModelConfig
 from winnow.engine.stats import RunStats
 from winnow.gcpause import gc_paused
+from winnow.hints import did_you_mean
 from winnow.judges.base import Judge, response_need
 from winnow.types import BadRow
 
@@ -121,8 +121,7 @@ def check_judge_models(judges: Sequence[Judge], judge_models: Mapping[str, Any] 
     names = sorted({judge.name for judge in judges})
     for key in judge_models or {}:
         if key.replace("-", "_") not in names:
-            close = difflib.get_close_matches(key.replace("-", "_"), names, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(key.replace("-", "_"), names)
             raise ValueError(f"--judge-model {key}=...: no judge of this run is called '{key}' "
                              f"(judges: {', '.join(names)}){hint}")
 
@@ -316,7 +315,6 @@ def rate(
 
         preflight_output(out_path)
         output_format(out_path, like_format=dataset.format)  # e.g. `-o out` for an HF folder: before judging
-    settings = settings or EngineSettings()
     stats = RunStats()
     judged = dataset.samples + [rejected for _, rejected in pairs] if pairs is not None else dataset.samples
     with ExitStack() as stack:

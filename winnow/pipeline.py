@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["JudgeStep", "NormalizeStep", "Outputs", "Pipeline", "PipelineError", "PipelineResult", "SelectStep"]
 
@@ -161,26 +169,16 @@ class Pipeline(_Strict):
     def _known_policy(cls, value: str) -> str:
         return _one_of(value, ("fail", "skip"))
 
-    @field_validator("concurrency")
+    @field_validator("concurrency", "timeout", "max_retries", "rpm", "tpm")
     @classmethod
-    def _some_concurrency(cls, value: int) -> int:
-        """The engine's own checks name its CLI flags; a file's reader wants the file's key."""
-        if value < 1:
-            raise ValueError(f"must be at least 1 (got {value})")
-        return value
+    def _engine_setting(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """The engine's own rules (``setting_problem``); pydantic's error location names the
+        file's key, where ``EngineSettings`` would name a CLI flag."""
+        from winnow.engine.config import setting_problem
 
-    @field_validator("timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError(f"must be more than 0 seconds (got {value:g})")
-        return value
-
-    @field_validator("max_retries")
-    @classmethod
-    def _retries(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError(f"must be 0 or more (got {value})")
+        problem = setting_problem(str(info.field_name), value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("max_cost")
@@ -189,13 +187,6 @@ class Pipeline(_Strict):
         """As ``rate --max-cost``: at 0 (or below) nothing would ever be sent."""
         if value is not None and not value > 0:
             raise ValueError(f"must be more than 0 dollars (got {value:g}): at 0 nothing would ever be sent")
-        return value
-
-    @field_validator("rpm", "tpm")
-    @classmethod
-    def _positive_rate(cls, value: float | None) -> float | None:
-        if value is not None and not value > 0:
-            raise ValueError(f"must be more than 0 (got {value:g})")
         return value
 
     @classmethod

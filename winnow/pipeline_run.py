@@ -51,12 +51,13 @@ def _engine(p: Pipeline) -> Any:
                       in_flight_per_actor=p.engine.in_flight_per_actor)
 
 
-def _keyed(message: str, section: str) -> str:
-    """A selector's or normaliser's message in the pipeline file's words: ``--top-frac`` is
-    ``select.top_frac`` there."""
+def _keyed(message: str, section: str = "") -> str:
+    """A message naming CLI flags, in the pipeline file's words: ``--top-frac`` is
+    ``select.top_frac`` there (``section`` "select"), ``--max-retries`` is ``max_retries``."""
     import re
 
-    return re.sub(r"--([a-z][a-z-]*)", lambda m: f"{section}.{m.group(1).replace('-', '_')}", message)
+    prefix = f"{section}." if section else ""
+    return re.sub(r"--([a-z][a-z-]*)", lambda m: prefix + m.group(1).replace("-", "_"), message)
 
 
 def check_steps(p: Pipeline, judges: list[Any]) -> None:
@@ -107,17 +108,15 @@ def check_steps(p: Pipeline, judges: list[Any]) -> None:
 
 def _check_input_columns(p: Pipeline, missing: dict[str, str], written: list[str]) -> None:
     """The columns no judge writes must be in the input (read once more, only in this case)."""
-    import difflib
-
     from winnow.data import load
+    from winnow.hints import did_you_mean
 
     dataset = load(p.input, layout=p.layout, column_map=p.map, id_column=p.id_column, on_bad_row="skip")
     present = {c for row in dataset.rows[:200] for c in row}
     for column, key in missing.items():
         if column in present:
             continue
-        close = difflib.get_close_matches(column, sorted(present | set(written)), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(column, present | set(written))
         raise PipelineError(
             f"{key} '{column}': no judge of this pipeline writes it and {p.input} has no such column "
             f"(the judges write: {', '.join(written) or 'nothing'}){hint}. Nothing was sent.")
@@ -155,16 +154,13 @@ def preflight(p: Pipeline, *, batch: bool = False) -> tuple[list[Any], dict[str,
 def engine_settings(p: Pipeline) -> Any:
     """The engine's settings from the pipeline's keys.  The engine's own refusals name its CLI
     flags (``--concurrency``); here they are the file's keys (``concurrency``)."""
-    import re
-
     from winnow.engine.config import EngineSettings
 
     try:
         return EngineSettings(concurrency=p.concurrency, timeout=p.timeout, max_retries=p.max_retries,
                               max_cost=p.max_cost, rpm=p.rpm, tpm=p.tpm)
     except ValueError as exc:
-        keyed = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(exc))
-        raise PipelineError(keyed) from None
+        raise PipelineError(_keyed(str(exc))) from None
 
 
 def run_pipeline(p: Pipeline, *, progress: bool = False, detach: bool = False,

@@ -11,23 +11,18 @@ name that matches nothing is an error naming the columns there are, and the scal
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from winnow.hints import did_you_mean
+
 __all__ = ["SIDES", "ResolvedScore", "did_you_mean", "judge_of_column", "resolve_score", "score_scale",
            "side_of", "table_columns"]
 
 SIDES = ("chosen_", "rejected_")  # ``rate --side both`` prefixes each judge's columns with the side
-
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """"; did you mean 'x'?" for the closest of ``choices``, or nothing: a hint, never a guess taken."""
-    close = difflib.get_close_matches(name, sorted(set(choices)), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:

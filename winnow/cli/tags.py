@@ -12,18 +12,18 @@ tags_app = typer.Typer(help="Work with InsTag tags.", no_args_is_help=True)
 app.add_typer(tags_app, name="tags")
 
 
-def _count(flag: str, value: str, words: tuple[str, ...]) -> int | str | None:
-    """``--alpha`` / ``--min-support``: a whole count of at least 1, or one of ``words``."""
-    if value in words:
-        return None if value in ("off", "none") else value
+def _count(flag: str, value: str) -> int | str | None:
+    """``--alpha`` / ``--min-support`` through the selector's own parser (one rule for the CLI,
+    a pipeline file and Python), refused as a bad parameter of ``flag``."""
+    from winnow.selectors.tags import parse_alpha, parse_min_support
+
+    parse = parse_alpha if flag == "--alpha" else parse_min_support
     try:
-        count = int(value)
+        return parse(value)
     except ValueError:
-        count = 0
-    if count < 1:
-        raise typer.BadParameter(f"{value!r}: give a whole count of at least 1, or {' / '.join(words[:2])}",
-                                 param_hint=flag)
-    return count
+        words = "auto / off" if flag == "--alpha" else "auto"
+        raise typer.BadParameter(f"{value!r}: give a whole count of at least 1, or {words}",
+                                 param_hint=flag) from None
 
 
 def _eps(value: float) -> float:
@@ -76,10 +76,10 @@ def normalize(
         fail(f"{'--api-key' if api_key else '--api-base'} serves --embed-model; give --embed-model or drop it")
     with user_errors(on_bad_row=False):
         result = normalize_api(
-            data, output=output, tags_column=tags_column, alpha=_count("--alpha", alpha, ("auto", "off", "none")),
+            data, output=output, tags_column=tags_column, alpha=_count("--alpha", alpha),
             rule=not no_rule, embed_model=embed_model, api_base=api_base, api_key=api_key, eps=eps,
             association=not no_association,
-            min_support=_count("--min-support", min_support, ("auto",)),  # type: ignore[arg-type]
+            min_support=_count("--min-support", min_support),  # type: ignore[arg-type]
             min_confidence=min_confidence, cache_dir=cache_dir, layout=layout,
             column_map=parse_pairs(column_map, "--map") or None,
         )

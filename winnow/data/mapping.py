@@ -8,12 +8,12 @@ matches no row is an error that names the entry, the file and the nearest field 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from winnow.data.errors import MapError
 from winnow.data.layouts import MISSING, getter
+from winnow.hints import did_you_mean
 
 __all__ = ["check_map_paths", "field_paths", "missing_counts"]
 
@@ -69,9 +69,9 @@ def check_map_paths(name: str, rows: list[Any], entries: Mapping[str, str]) -> N
 def _suggestion(path: str, rows: list[dict[str, Any]]) -> str:
     """'; did you mean ...' with the closest existing path, or the columns there are."""
     paths = field_paths(rows)
-    close = difflib.get_close_matches(path, paths, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean '{close[0]}'?"
+    hint = did_you_mean(path, paths)
+    if hint:
+        return hint
     columns = [p for p in paths if "." not in p][:12]
     return f" (columns: {', '.join(columns)})" if columns else ""
 

@@ -65,18 +65,29 @@ class EngineSettings:
 
     def __post_init__(self) -> None:
         """Values that would make a run hang, spin or stop at once, named by their CLI option."""
-        problems = []
-        if self.concurrency < 1:
-            problems.append(f"--concurrency must be at least 1 (got {self.concurrency})")
-        if not self.timeout > 0:
-            problems.append(f"--timeout must be more than 0 seconds (got {self.timeout:g})")
-        if self.max_retries < 0:
-            problems.append(f"--max-retries must be 0 or more (got {self.max_retries})")
-        if self.max_cost is not None and self.max_cost < 0:
-            problems.append(f"--max-cost must be 0 or more dollars (got {self.max_cost:g})")
-        for name in ("rpm", "tpm"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                problems.append(f"--{name} must be more than 0 (got {value:g})")
+        problems = [f"--{name.replace('_', '-')} {problem}" for name in CHECKED_SETTINGS
+                    if (problem := setting_problem(name, getattr(self, name))) is not None]
         if problems:
             raise ValueError("; ".join(problems))
+
+
+CHECKED_SETTINGS = ("concurrency", "timeout", "max_retries", "max_cost", "rpm", "tpm")
+
+
+def setting_problem(name: str, value: float | None) -> str | None:
+    """What is wrong with engine setting ``name`` (one of ``CHECKED_SETTINGS``), in words that
+    follow its name, or None.  One set of rules for ``EngineSettings`` (which names CLI flags)
+    and a pipeline file (which names its keys)."""
+    if value is None:
+        return None
+    if name == "concurrency" and value < 1:
+        return f"must be at least 1 (got {value})"
+    if name == "timeout" and not value > 0:
+        return f"must be more than 0 seconds (got {value:g})"
+    if name == "max_retries" and value < 0:
+        return f"must be 0 or more (got {value})"
+    if name == "max_cost" and value < 0:
+        return f"must be 0 or more dollars (got {value:g})"
+    if name in ("rpm", "tpm") and not value > 0:
+        return f"must be more than 0 (got {value:g})"
+    return None

@@ -71,13 +71,11 @@ class Sender:
         return pool
 
     def _where(self, request: ChatRequest) -> str:
-        """The address failures are counted against and messages name (the pool as one), with
-        any ``user:password@`` in it redacted."""
+        """The address failures are counted against (the pool as one); called on every answer,
+        so messages redact it (``redact``: a ``user:password@``) only when they are made."""
         if len(request.endpoints) >= 2:
-            return redact("the endpoints " + ", ".join(request.endpoints))
-        if request.api_base:
-            return redact(request.api_base)
-        return f"{request.model}'s provider"
+            return "the endpoints " + ", ".join(request.endpoints)
+        return request.api_base or f"{request.model}'s provider"
 
     def _pause(self, request: ChatRequest, attempt: int, exc: BaseException | None) -> float:
         """Seconds before the next attempt: none while another endpoint of the pool is healthy."""
@@ -108,7 +106,7 @@ class Sender:
         if refused >= UNREACHABLE_AFTER:
             self.stats.request_failures += 1
             raise Unreachable(
-                f"nothing answers at {where}: {refused} attempts to connect failed and no request to it has "
+                f"nothing answers at {redact(where)}: {refused} attempts to connect failed and no request to it has "
                 f"succeeded this run (last: {exc})",
                 UNREACHABLE_HINT if request.api_base or request.endpoints else PROVIDER_UNREACHABLE_HINT,
             )
@@ -126,7 +124,8 @@ class Sender:
         if where not in self._answered:
             rejected = self._rejected[where] = self._rejected.get(where, 0) + 1
             if rejected >= REJECTED_BEFORE_ANSWER:
-                exc.args = (f"{exc.args[0]} ({rejected} requests rejected and none answered at {where} this run)",)
+                exc.args = (f"{exc.args[0]} ({rejected} requests rejected and none answered at "
+                            f"{redact(where)} this run)",)
                 return exc
         self.stats.request_failures += 1
         return RequestFailed(str(exc), reason="rejected by the server")

@@ -7,13 +7,13 @@ file or a folder holding one).
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from winnow.hints import did_you_mean
 from winnow.judges.base import Judge
 
 BUILTIN: dict[str, str] = {
@@ -87,8 +87,7 @@ def check_options(specs: Iterable[str | Judge], options: Mapping[str, Any], flag
     for name in options:
         if name in known:
             continue
-        close = difflib.get_close_matches(name, sorted(known), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(name, known)
         names = ", ".join(s if isinstance(s, str) else s.name for s in specs)
         takes = ", ".join(sorted(known)) or "no options"
         raise UnknownJudgeOption(f"{flag} {name}: no such option for {names} (options: {takes}){hint}")
